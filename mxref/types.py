@@ -86,7 +86,7 @@ def _check_host(host) -> None:
     if not host:
         raise InvalidIdentifier("server name has an empty host")
     if host.startswith("["):
-        if not host.endswith("]") or len(host) < 2:
+        if not host.endswith("]"):
             raise InvalidIdentifier(f"IPv6 literal {host!r} has no closing ']'")
         address = host[1:-1]
         if not _IPV6_CHARS_RE.fullmatch(address):
