@@ -60,8 +60,9 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 from unpaddedbase64 import decode_base64
 
-from mxref.errors import AuthError
+from mxref.errors import AuthError, InvalidIdentifier
 from mxref.events.room_versions import ROOM_VERSIONS, RoomVersion, get_room_version
+from mxref.types import UserID
 
 CREATE = "m.room.create"
 MEMBER = "m.room.member"
@@ -143,34 +144,17 @@ def _as_state_map(events) -> dict:
     return state
 
 
-_USER_LOCALPART = re.compile(r"[\x21-\x39\x3b-\x7e]+")
-_DNS_NAME = re.compile(r"[A-Za-z0-9.-]{1,255}")
-_IPV6_LITERAL = re.compile(r"\[[0-9A-Fa-f:.]{2,45}\]")
-_PORT = re.compile(r"[0-9]{1,5}")
-
-
-def _is_valid_server_name(server_name: str) -> bool:
-    host, port = server_name, None
-    if not server_name.endswith("]") and ":" in server_name:
-        host, port = server_name.rsplit(":", 1)
-    if port is not None and not _PORT.fullmatch(port):
-        return False
-    return bool(_IPV6_LITERAL.fullmatch(host) or _DNS_NAME.fullmatch(host))
-
-
 def _is_valid_user_id(user_id) -> bool:
-    """Is ``user_id`` a user ID as the spec accepts for ``sender``?
+    """Is ``user_id`` a user ID by the validation applied to ``sender``?
 
-    Appendices, "User Identifiers": ``@localpart:server_name``, at most 255 bytes;
-    the historical localpart grammar (printable ASCII except ``:``) is accepted
-    because events from older servers use it.
+    That is the historical grammar (Appendices, "User Identifiers"), which
+    servers must accept from others; see :meth:`mxref.types.UserID.parse`.
     """
-    if not isinstance(user_id, str) or not user_id.startswith("@") or ":" not in user_id:
+    try:
+        UserID.parse(user_id)
+    except InvalidIdentifier:
         return False
-    if len(user_id.encode("utf-8")) > 255:
-        return False
-    localpart, server_name = user_id[1:].split(":", 1)
-    return bool(_USER_LOCALPART.fullmatch(localpart)) and _is_valid_server_name(server_name)
+    return True
 
 
 # ---------------------------------------------------------------------------
