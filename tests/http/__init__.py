@@ -1,0 +1,1 @@
+"""Tests for mxref.http: routing, request parsing and the Site."""
