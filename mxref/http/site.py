@@ -69,10 +69,6 @@ def redact_uri(uri: bytes) -> str:
 class MatrixRequest(server.Request):
     """A request that enforces the Site's body-size cap while the body arrives and records its start time."""
 
-    # Query parameters must come from the query string only: never merge a
-    # form-encoded or multipart POST body into ``request.args``.
-    _parsePOSTFormSubmission = False
-
     start_time = None
     body_refused = False
     _body_bytes = 0
@@ -155,7 +151,9 @@ class MatrixSite(server.Site):
     def __init__(self, resource, reactor, server_name_header: str = None,
                  max_request_body_size: int = DEFAULT_MAX_REQUEST_BODY_SIZE,
                  trust_x_forwarded_for: bool = False):
-        super().__init__(resource, reactor=reactor)
+        # Query parameters come from the query string only: a form-encoded or
+        # multipart POST body is never merged into ``request.args``.
+        super().__init__(resource, reactor=reactor, parsePOSTFormSubmission=False)
         header = server_name_header or f"mxref/{mxref.__version__}"
         self.server_version = header.encode("ascii")
         self.max_request_body_size = max_request_body_size
