@@ -157,7 +157,9 @@ def redacted_for_client(event: dict, redaction_event: dict, room_version) -> dic
     old_unsigned = event.get("unsigned")
     unsigned = {}
     if isinstance(old_unsigned, dict):
-        unsigned = {key: _copy_json(old_unsigned[key]) for key in _CLIENT_UNSIGNED_KEPT if key in old_unsigned}
+        unsigned = {
+            key: _copy_json(old_unsigned[key]) for key in _CLIENT_UNSIGNED_KEPT if key in old_unsigned
+        }
     unsigned["redacted_because"] = _copy_json(redaction_event)
     redacted["unsigned"] = unsigned
     return redacted

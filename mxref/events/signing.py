@@ -282,6 +282,5 @@ def verify_event_signatures(event: dict, room_version, key_lookup) -> None:
             verified += 1
         if not verified:
             raise SignatureError(
-                f"no known, valid key of {server_name} to check its signature "
-                f"(key IDs: {', '.join(key_ids)})"
+                f"no known, valid key of {server_name} to check its signature (key IDs: {', '.join(key_ids)})"
             )

@@ -157,7 +157,9 @@ def _check_references(event: dict, key: str, limit: int, version) -> None:
         if version.event_format is EventFormat.V1:
             # v1/v2: [event_id, {"sha256": reference hash}]
             if not (isinstance(reference, list) and len(reference) == 2):
-                raise InvalidEventFormat(f"each of {key} must be an [event_id, hashes] pair in this room version")
+                raise InvalidEventFormat(
+                    f"each of {key} must be an [event_id, hashes] pair in this room version"
+                )
             event_id, hashes = reference
             _check_type(hashes, dict, f"hashes in {key}")
             if not isinstance(hashes.get("sha256"), str):
@@ -165,5 +167,8 @@ def _check_references(event: dict, key: str, limit: int, version) -> None:
         else:
             event_id = reference
         _check_type(event_id, str, f"event IDs in {key}")
-        if not event_id.startswith("$") or len(event_id.encode("utf-8", "surrogatepass")) > MAX_IDENTIFIER_BYTES:
+        if (
+            not event_id.startswith("$")
+            or len(event_id.encode("utf-8", "surrogatepass")) > MAX_IDENTIFIER_BYTES
+        ):
             raise InvalidEventFormat(f"{key} entry {event_id!r} is not a '$' event ID of at most 255 bytes")

@@ -50,7 +50,9 @@ REDACTABLE_EVENT = {
     "unsigned": {"age_ts": 1000000},
 }
 #: The spec's signature on MINIMAL_EVENT; part of the reference hash.
-MINIMAL_EVENT_SIGNATURE = "KxwGjPSDEtvnFgU00fwFz+l6d2pJM6XBIaMEn81SXPTRl16AqLAYqfIReFGZlHi5KLjAWbOoMszkwsQma+lYAg"
+MINIMAL_EVENT_SIGNATURE = (
+    "KxwGjPSDEtvnFgU00fwFz+l6d2pJM6XBIaMEn81SXPTRl16AqLAYqfIReFGZlHi5KLjAWbOoMszkwsQma+lYAg"
+)
 
 
 def signed_minimal_event():
@@ -67,7 +69,15 @@ class Base64Tests(unittest.TestCase):
 
     def test_spec_examples(self):
         """The appendix's UNPADDED_BASE64 examples encode as shown."""
-        examples = {b"": "", b"f": "Zg", b"fo": "Zm8", b"foo": "Zm9v", b"foob": "Zm9vYg", b"fooba": "Zm9vYmE", b"foobar": "Zm9vYmFy"}
+        examples = {
+            b"": "",
+            b"f": "Zg",
+            b"fo": "Zm8",
+            b"foo": "Zm9v",
+            b"foob": "Zm9vYg",
+            b"fooba": "Zm9vYmE",
+            b"foobar": "Zm9vYmFy",
+        }
         for data, text in examples.items():
             self.assertEqual(encode_unpadded_base64(data), text)
             self.assertEqual(decode_base64(text), data)
@@ -93,11 +103,19 @@ class ContentHashTests(unittest.TestCase):
     def test_spec_vectors(self):
         """The spec's two event signing vectors have the content hashes the spec gives."""
         self.assertEqual(compute_content_hash(MINIMAL_EVENT), "5jM4wQpv6lnBo7CLIghJuHdW+s2CMBJPUOGOC89ncos")
-        self.assertEqual(compute_content_hash(REDACTABLE_EVENT), "onLKD1bGljeBWQhWZ1kaP9SorVmRQNdN5aM2JYU2n/g")
+        self.assertEqual(
+            compute_content_hash(REDACTABLE_EVENT), "onLKD1bGljeBWQhWZ1kaP9SorVmRQNdN5aM2JYU2n/g"
+        )
 
     def test_matches_definition(self):
         """The hash is unpadded base64 of sha256 over canonical JSON without the three excluded keys."""
-        event = {"type": "t", "content": {"b": 1}, "unsigned": {"x": 1}, "signatures": {"s": {}}, "hashes": {"sha256": "z"}}
+        event = {
+            "type": "t",
+            "content": {"b": 1},
+            "unsigned": {"x": 1},
+            "signatures": {"s": {}},
+            "hashes": {"sha256": "z"},
+        }
         digest = hashlib.sha256(b'{"content":{"b":1},"type":"t"}').digest()
         self.assertEqual(compute_content_hash(event), base64.b64encode(digest).decode().rstrip("="))
 
@@ -105,7 +123,9 @@ class ContentHashTests(unittest.TestCase):
         """add_content_hash sets hashes.sha256 that check_content_hash then accepts; the input is unchanged."""
         event = dict(MINIMAL_EVENT, hashes={"other": "kept"})
         hashed = add_content_hash(event)
-        self.assertEqual(hashed["hashes"], {"other": "kept", "sha256": "5jM4wQpv6lnBo7CLIghJuHdW+s2CMBJPUOGOC89ncos"})
+        self.assertEqual(
+            hashed["hashes"], {"other": "kept", "sha256": "5jM4wQpv6lnBo7CLIghJuHdW+s2CMBJPUOGOC89ncos"}
+        )
         self.assertTrue(check_content_hash(hashed))
         self.assertEqual(event["hashes"], {"other": "kept"})
         self.assertEqual(hashed["unsigned"], MINIMAL_EVENT["unsigned"])
@@ -138,7 +158,11 @@ class ContentHashTests(unittest.TestCase):
     def test_independent_of_key_order(self, content):
         """The content hash does not depend on the insertion order of keys."""
         event = {"type": "m.room.message", "content": content, "sender": "@a:b"}
-        reordered = {"sender": "@a:b", "content": dict(reversed(list(content.items()))), "type": "m.room.message"}
+        reordered = {
+            "sender": "@a:b",
+            "content": dict(reversed(list(content.items()))),
+            "type": "m.room.message",
+        }
         self.assertEqual(compute_content_hash(event), compute_content_hash(reordered))
 
 
@@ -150,7 +174,9 @@ class ReferenceHashTests(unittest.TestCase):
         event = signed_minimal_event()
         stripped = redact(event, "4")
         del stripped["signatures"]
-        self.assertEqual(compute_reference_hash(event, "4"), hashlib.sha256(encode_canonical_json(stripped)).digest())
+        self.assertEqual(
+            compute_reference_hash(event, "4"), hashlib.sha256(encode_canonical_json(stripped)).digest()
+        )
 
     def test_ignores_signatures_and_redactable_content(self):
         """Adding signatures, unsigned data or redactable keys does not change the reference hash."""
@@ -171,12 +197,16 @@ class EventIdTests(unittest.TestCase):
 
     def test_v4_vector(self):
         """The signed minimal event has the v4+ event ID derived in SPEC_MAP section d."""
-        self.assertEqual(compute_event_id(signed_minimal_event(), "4"), "$8yif6p8EqgoSten2BLje9ntKm720NyFLWQv9tn8memc")
+        self.assertEqual(
+            compute_event_id(signed_minimal_event(), "4"), "$8yif6p8EqgoSten2BLje9ntKm720NyFLWQv9tn8memc"
+        )
 
     def test_v3_standard_base64(self):
         """Room version 3 uses standard base64 of the same reference hash."""
         digest = compute_reference_hash(signed_minimal_event(), "3")
-        self.assertEqual(compute_event_id(signed_minimal_event(), "3"), "$" + base64.b64encode(digest).decode().rstrip("="))
+        self.assertEqual(
+            compute_event_id(signed_minimal_event(), "3"), "$" + base64.b64encode(digest).decode().rstrip("=")
+        )
 
     def test_v3_and_v4_alphabets(self):
         """An event whose hash needs + or / in v3 gets - or _ in v4+, and the IDs are otherwise equal."""
@@ -204,11 +234,13 @@ class EventIdTests(unittest.TestCase):
 
     def test_v11_differs(self):
         """v11 redaction drops origin, so the same event has a different ID than under v10."""
-        self.assertNotEqual(compute_event_id(signed_minimal_event(), "11"), compute_event_id(signed_minimal_event(), "10"))
+        self.assertNotEqual(
+            compute_event_id(signed_minimal_event(), "11"), compute_event_id(signed_minimal_event(), "10")
+        )
 
     def test_every_computed_version(self):
         """Every version from 3 to 12 computes a 44-character $-prefixed ID."""
-        for identifier, version in ROOM_VERSIONS.items():
+        for version in ROOM_VERSIONS.values():
             if version.is_event_id_computed:
                 event_id = compute_event_id(signed_minimal_event(), version)
                 self.assertTrue(event_id.startswith("$"))

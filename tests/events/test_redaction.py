@@ -57,7 +57,9 @@ POWER_LEVELS_CONTENT = {
     "redact": 50, "state_default": 50, "users": {"@u:example.org": 100}, "users_default": 0,
     "notifications": {"room": 50}, "historical": 100,
 }  # fmt: skip
-POWER_LEVELS_KEPT_V1 = {k: v for k, v in POWER_LEVELS_CONTENT.items() if k not in ("invite", "notifications", "historical")}
+POWER_LEVELS_KEPT_V1 = {
+    k: v for k, v in POWER_LEVELS_CONTENT.items() if k not in ("invite", "notifications", "historical")
+}
 
 #: event type -> content before redaction, and the content kept under each algorithm.
 CONTENT_CASES = {
@@ -67,7 +69,10 @@ CONTENT_CASES = {
             RedactionRules.V1: {"membership": "join"},
             RedactionRules.V6: {"membership": "join"},
             RedactionRules.V8: {"membership": "join"},
-            RedactionRules.V9: {"membership": "join", "join_authorised_via_users_server": "@admin:example.org"},
+            RedactionRules.V9: {
+                "membership": "join",
+                "join_authorised_via_users_server": "@admin:example.org",
+            },
             RedactionRules.V11: {
                 "membership": "join",
                 "join_authorised_via_users_server": "@admin:example.org",
@@ -139,7 +144,9 @@ CONTENT_CASES = {
 json_leaves = st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(max_size=5)
 json_values = st.recursive(
     json_leaves,
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
     max_leaves=10,
 )
 event_types = st.sampled_from(sorted(CONTENT_CASES) + ["m.custom"])
@@ -150,7 +157,8 @@ content_keys = st.sampled_from(
 events = st.fixed_dictionaries(
     {"type": event_types, "content": st.dictionaries(content_keys, json_values, max_size=5)},
     optional={
-        key: json_values for key in ["origin", "membership", "prev_state", "unsigned", "redacts", "state_key", "junk"]
+        key: json_values
+        for key in ["origin", "membership", "prev_state", "unsigned", "redacts", "state_key", "junk"]
     },
 )
 
@@ -197,7 +205,10 @@ class RedactTests(unittest.TestCase):
 
     def test_v11_third_party_invite_only_signed(self):
         """v11 keeps third_party_invite.signed alone, and nothing when signed is absent or invalid."""
-        event = {"type": "m.room.member", "content": {"membership": "invite", "third_party_invite": {"display_name": "a"}}}
+        event = {
+            "type": "m.room.member",
+            "content": {"membership": "invite", "third_party_invite": {"display_name": "a"}},
+        }
         self.assertEqual(redact(event, "11")["content"], {"membership": "invite"})
         event["content"]["third_party_invite"] = "not an object"
         self.assertEqual(redact(event, "11")["content"], {"membership": "invite"})
@@ -209,11 +220,24 @@ class RedactTests(unittest.TestCase):
 
     def test_input_not_modified_and_not_shared(self):
         """Redacting leaves the input untouched, and changing the result does not change the input."""
-        event = {"type": "m.room.create", "content": {"a": {"b": [1]}}, "hashes": {"sha256": "x"}, "unsigned": {"age": 1}}
+        event = {
+            "type": "m.room.create",
+            "content": {"a": {"b": [1]}},
+            "hashes": {"sha256": "x"},
+            "unsigned": {"age": 1},
+        }
         redacted = redact(event, "11")
         redacted["content"]["a"]["b"].append(2)
         redacted["hashes"]["sha256"] = "y"
-        self.assertEqual(event, {"type": "m.room.create", "content": {"a": {"b": [1]}}, "hashes": {"sha256": "x"}, "unsigned": {"age": 1}})
+        self.assertEqual(
+            event,
+            {
+                "type": "m.room.create",
+                "content": {"a": {"b": [1]}},
+                "hashes": {"sha256": "x"},
+                "unsigned": {"age": 1},
+            },
+        )
 
     @given(events, st.sampled_from(sorted(ROOM_VERSIONS)))
     def test_idempotent(self, event, identifier):

@@ -34,9 +34,15 @@ KEY_ID = "ed25519:1"
 
 #: Signatures from the spec (v1-v10 redaction) and derived in SPEC_MAP section d (v11/v12).
 MINIMAL_SIGNATURE = "KxwGjPSDEtvnFgU00fwFz+l6d2pJM6XBIaMEn81SXPTRl16AqLAYqfIReFGZlHi5KLjAWbOoMszkwsQma+lYAg"
-REDACTABLE_SIGNATURE = "Wm+VzmOUOz08Ds+0NTWb1d4CZrVsJSikkeRxh6aCcUwu6pNC78FunoD7KNWzqFn241eYHYMGCA5McEiVPdhzBA"
-MINIMAL_SIGNATURE_V11 = "Jxp+1glFcZM+nnHpY0EkedRR7u0VmKsJYGnQqIvqus3UvL5X/p1y6wSkLhGoTBel6MZ9lrMIzUqrjqFquWJKBw"
-REDACTABLE_SIGNATURE_V11 = "4WQB/6LN2OtkUN/+18xUNB/U4RTX1N3EeKBdlCxux08YO8izKDrSRqML1XB8V97IK7AujkNO1xMl7TaBLA4kDw"
+REDACTABLE_SIGNATURE = (
+    "Wm+VzmOUOz08Ds+0NTWb1d4CZrVsJSikkeRxh6aCcUwu6pNC78FunoD7KNWzqFn241eYHYMGCA5McEiVPdhzBA"
+)
+MINIMAL_SIGNATURE_V11 = (
+    "Jxp+1glFcZM+nnHpY0EkedRR7u0VmKsJYGnQqIvqus3UvL5X/p1y6wSkLhGoTBel6MZ9lrMIzUqrjqFquWJKBw"
+)
+REDACTABLE_SIGNATURE_V11 = (
+    "4WQB/6LN2OtkUN/+18xUNB/U4RTX1N3EeKBdlCxux08YO8izKDrSRqML1XB8V97IK7AujkNO1xMl7TaBLA4kDw"
+)
 
 
 def spec_key():
@@ -83,13 +89,18 @@ class KeyTests(unittest.TestCase):
     def test_spec_public_key(self):
         """The spec seed's public key is the one derived in SPEC_MAP section d."""
         self.assertEqual(encode_verify_key_base64(spec_key()), "XGX0JRS2Af3be3knz2fBiRbApjm2Dh61gXDJA8kcJNI")
-        self.assertEqual(encode_verify_key_base64(get_verify_key(spec_key())), "XGX0JRS2Af3be3knz2fBiRbApjm2Dh61gXDJA8kcJNI")
+        self.assertEqual(
+            encode_verify_key_base64(get_verify_key(spec_key())),
+            "XGX0JRS2Af3be3knz2fBiRbApjm2Dh61gXDJA8kcJNI",
+        )
 
     def test_generate(self):
         """A generated key has key ID ed25519:<version> and differs from the next one."""
         key = generate_signing_key("a_1")
         self.assertEqual(key_id_of(key), "ed25519:a_1")
-        self.assertNotEqual(encode_verify_key_base64(key), encode_verify_key_base64(generate_signing_key("a_1")))
+        self.assertNotEqual(
+            encode_verify_key_base64(key), encode_verify_key_base64(generate_signing_key("a_1"))
+        )
 
     def test_key_file_round_trip(self):
         """Keys written in Synapse's format read back with the same version and public key."""
@@ -98,7 +109,9 @@ class KeyTests(unittest.TestCase):
         self.assertTrue(text.startswith(f"ed25519 1 {SEED}"[:-1]))
         read = read_signing_keys("\n" + text + "\n")
         self.assertEqual([key.version for key in read], ["1", "b"])
-        self.assertEqual([encode_verify_key_base64(k) for k in read], [encode_verify_key_base64(k) for k in keys])
+        self.assertEqual(
+            [encode_verify_key_base64(k) for k in read], [encode_verify_key_base64(k) for k in keys]
+        )
 
     def test_key_file_spec_seed(self):
         """A one-line key file with the spec seed gives the spec key."""
@@ -126,7 +139,13 @@ class SignJsonTests(unittest.TestCase):
         """Signing {} gives exactly the spec's signed object."""
         self.assertEqual(
             sign_json({}, SERVER_NAME, spec_key()),
-            {"signatures": {"domain": {KEY_ID: "K8280/U9SSy9IVtjBuVeLr+HpOB4BQFWbg+UZaADMtTdGYI7Geitb76LTrr5QV/7Xg4ahLwYGYZzuHGZKM5ZAQ"}}},
+            {
+                "signatures": {
+                    "domain": {
+                        KEY_ID: "K8280/U9SSy9IVtjBuVeLr+HpOB4BQFWbg+UZaADMtTdGYI7Geitb76LTrr5QV/7Xg4ahLwYGYZzuHGZKM5ZAQ"
+                    }
+                }
+            },
         )
 
     def test_spec_vector_values(self):
@@ -136,7 +155,11 @@ class SignJsonTests(unittest.TestCase):
             {
                 "one": 1,
                 "two": "Two",
-                "signatures": {"domain": {KEY_ID: "KqmLSbO39/Bzb0QIYE82zqLwsA+PDzYIpIRA2sRQ4sL53+sN6/fpNSoqE7BP7vBZhG6kYdD13EIMJpvhJI+6Bw"}},
+                "signatures": {
+                    "domain": {
+                        KEY_ID: "KqmLSbO39/Bzb0QIYE82zqLwsA+PDzYIpIRA2sRQ4sL53+sN6/fpNSoqE7BP7vBZhG6kYdD13EIMJpvhJI+6Bw"
+                    }
+                },
             },
         )
 
@@ -151,7 +174,7 @@ class SignJsonTests(unittest.TestCase):
         verify_json(dict(signed, unsigned={"age": 2}), SERVER_NAME, get_verify_key(spec_key()))
 
     def test_verify_failures(self):
-        """A missing, altered or non-base64 signature, or a changed object, raises SignatureError naming server and key."""
+        """A missing, altered or non-base64 signature, or a changed object, fails naming server and key."""
         verify_key = get_verify_key(spec_key())
         signed = sign_json({"a": 1}, SERVER_NAME, spec_key())
         for bad in (
@@ -224,7 +247,9 @@ class SignEventTests(unittest.TestCase):
         signed = sign_event(event, "other.example", other_key, "9")
         signed = sign_event(signed, SERVER_NAME, spec_key(), "9")
         self.assertEqual(set(signed["signatures"]), {"domain", "other.example"})
-        verify_event_signatures(signed, "9", lookup_for((SERVER_NAME, spec_key()), ("other.example", other_key)))
+        verify_event_signatures(
+            signed, "9", lookup_for((SERVER_NAME, spec_key()), ("other.example", other_key))
+        )
 
 
 class VerifyEventSignaturesTests(unittest.TestCase):
@@ -244,7 +269,13 @@ class VerifyEventSignaturesTests(unittest.TestCase):
         error = self.assertRaises(SignatureError, verify_event_signatures, event, "10", lookup_for())
         self.assertIn("domain", error.msg)
         signed_elsewhere = sign_event(event, "elsewhere", spec_key(), "10")
-        self.assertRaises(SignatureError, verify_event_signatures, signed_elsewhere, "10", lookup_for(("elsewhere", spec_key())))
+        self.assertRaises(
+            SignatureError,
+            verify_event_signatures,
+            signed_elsewhere,
+            "10",
+            lookup_for(("elsewhere", spec_key())),
+        )
 
     def test_unknown_key_fails(self):
         """A signature whose key cannot be found does not count."""
@@ -256,7 +287,9 @@ class VerifyEventSignaturesTests(unittest.TestCase):
         """A signature that does not verify with the published key fails, naming server and key."""
         signed = sign_event(message_event(), SERVER_NAME, spec_key(), "10")
         impostor = generate_signing_key("1")
-        error = self.assertRaises(SignatureError, verify_event_signatures, signed, "10", lookup_for((SERVER_NAME, impostor)))
+        error = self.assertRaises(
+            SignatureError, verify_event_signatures, signed, "10", lookup_for((SERVER_NAME, impostor))
+        )
         self.assertIn("domain", error.msg)
         self.assertIn(KEY_ID, error.msg)
 
@@ -266,7 +299,9 @@ class VerifyEventSignaturesTests(unittest.TestCase):
         signed["signatures"]["domain"]["curve999:1"] = "whatever"
         verify_event_signatures(signed, "10", lookup_for((SERVER_NAME, spec_key())))
         only_unknown = dict(signed, signatures={"domain": {"curve999:1": "whatever"}})
-        self.assertRaises(SignatureError, verify_event_signatures, only_unknown, "10", lookup_for((SERVER_NAME, spec_key())))
+        self.assertRaises(
+            SignatureError, verify_event_signatures, only_unknown, "10", lookup_for((SERVER_NAME, spec_key()))
+        )
 
     def test_unknown_extra_key_skipped(self):
         """An extra signature by a key we cannot find is skipped when a known key verifies."""
@@ -302,7 +337,9 @@ class VerifyEventSignaturesTests(unittest.TestCase):
         self.assertIn("origin.example", error.msg)
         origin_key = generate_signing_key("o")
         both = sign_event(signed, "origin.example", origin_key, "2")
-        verify_event_signatures(both, "2", lookup_for((SERVER_NAME, spec_key()), ("origin.example", origin_key)))
+        verify_event_signatures(
+            both, "2", lookup_for((SERVER_NAME, spec_key()), ("origin.example", origin_key))
+        )
         self.assertEqual(required_signature_servers(event, "3"), {"domain"})
 
     def test_restricted_join_needs_authorising_server(self):
@@ -314,35 +351,48 @@ class VerifyEventSignaturesTests(unittest.TestCase):
         )
         self.assertEqual(required_signature_servers(event, "8"), {"domain", "resident.example"})
         self.assertEqual(required_signature_servers(event, "7"), {"domain"})
-        self.assertEqual(required_signature_servers(dict(event, content={"membership": "leave", "join_authorised_via_users_server": "@a:x"}), "9"), {"domain"})
+        self.assertEqual(
+            required_signature_servers(
+                dict(event, content={"membership": "leave", "join_authorised_via_users_server": "@a:x"}), "9"
+            ),
+            {"domain"},
+        )
         signed = sign_event(event, SERVER_NAME, spec_key(), "9")
-        error = self.assertRaises(SignatureError, verify_event_signatures, signed, "9", lookup_for((SERVER_NAME, spec_key())))
+        error = self.assertRaises(
+            SignatureError, verify_event_signatures, signed, "9", lookup_for((SERVER_NAME, spec_key()))
+        )
         self.assertIn("resident.example", error.msg)
         signed_v7 = sign_event(event, SERVER_NAME, spec_key(), "7")
         verify_event_signatures(signed_v7, "7", lookup_for((SERVER_NAME, spec_key())))
 
     def test_invite_does_not_need_invitee_server(self):
         """An invite needs only the sender's server here (the invitee's signature is checked elsewhere)."""
-        event = message_event(type="m.room.member", state_key="@x:invitee.example", content={"membership": "invite"})
+        event = message_event(
+            type="m.room.member", state_key="@x:invitee.example", content={"membership": "invite"}
+        )
         self.assertEqual(required_signature_servers(event, "10"), {"domain"})
 
     def test_unparseable_sender(self):
         """A sender without a server name is a format error, not a crash."""
-        self.assertRaises(InvalidEventFormat, required_signature_servers, message_event(sender="nobody"), "10")
-        self.assertRaises(InvalidEventFormat, required_signature_servers, message_event(event_id="$nocolon"), "1")
+        self.assertRaises(
+            InvalidEventFormat, required_signature_servers, message_event(sender="nobody"), "10"
+        )
+        self.assertRaises(
+            InvalidEventFormat, required_signature_servers, message_event(event_id="$nocolon"), "1"
+        )
 
     @settings(max_examples=30, deadline=None)
     @given(
-        st.sampled_from(sorted(ROOM_VERSIONS)),
         st.dictionaries(st.text(max_size=6), st.integers(0, 100) | st.text(max_size=6), max_size=5),
+        st.sampled_from(["m.room.message", "m.room.member", "m.room.create", "m.room.power_levels"]),
     )
-    def test_round_trip_every_version(self, identifier, content):
-        """An event signed with sign_event verifies in every room version."""
-        version = ROOM_VERSIONS[identifier]
-        event = with_event_id(message_event(content=content), version)
-        signed = sign_event(event, SERVER_NAME, spec_key(), version)
-        verify_event_signatures(signed, version, lookup_for((SERVER_NAME, spec_key())))
-        self.assertTrue(check_content_hash(signed))
+    def test_round_trip_every_version(self, content, event_type):
+        """An event signed with sign_event verifies, with a valid content hash, in each of the twelve versions."""
+        for version in ROOM_VERSIONS.values():
+            event = with_event_id(message_event(type=event_type, content=content), version)
+            signed = sign_event(event, SERVER_NAME, spec_key(), version)
+            verify_event_signatures(signed, version, lookup_for((SERVER_NAME, spec_key())))
+            self.assertTrue(check_content_hash(signed))
 
     @settings(max_examples=60, deadline=None)
     @given(st.sampled_from(sorted(ROOM_VERSIONS)), st.data())
@@ -360,7 +410,11 @@ class VerifyEventSignaturesTests(unittest.TestCase):
         )
         signed = sign_event(event, SERVER_NAME, spec_key(), version)
         lookup = lookup_for((SERVER_NAME, spec_key()))
-        paths = [(key,) for key in signed if key not in ("signatures", "hashes", "content", "prev_events", "auth_events")]
+        paths = [
+            (key,)
+            for key in signed
+            if key not in ("signatures", "hashes", "content", "prev_events", "auth_events")
+        ]
         paths += [("content", key) for key in signed["content"]] + [("hashes", "sha256")]
         path = data.draw(st.sampled_from(sorted(paths)))
         tampered = copy.deepcopy(signed)
@@ -369,7 +423,9 @@ class VerifyEventSignaturesTests(unittest.TestCase):
             target = target[step]
         old = target[path[-1]]
         new = data.draw(
-            (st.integers(0, 10**6) if isinstance(old, int) else st.text(min_size=1, max_size=8)).filter(lambda v: v != old)
+            (st.integers(0, 10**6) if isinstance(old, int) else st.text(min_size=1, max_size=8)).filter(
+                lambda v: v != old
+            )
         )
         target[path[-1]] = new
         try:
@@ -387,4 +443,6 @@ class VerifyEventSignaturesTests(unittest.TestCase):
         index = data.draw(st.integers(0, len(raw) - 1))
         raw[index] ^= 1 << data.draw(st.integers(0, 7))
         signed["signatures"]["domain"][KEY_ID] = encode_unpadded_base64(bytes(raw))
-        self.assertRaises(SignatureError, verify_event_signatures, signed, "10", lookup_for((SERVER_NAME, spec_key())))
+        self.assertRaises(
+            SignatureError, verify_event_signatures, signed, "10", lookup_for((SERVER_NAME, spec_key()))
+        )

@@ -72,7 +72,18 @@ class ValidatePduFormatTests(unittest.TestCase):
     def test_required_keys(self):
         """Removing any required key is refused, naming the key."""
         for identifier in ("1", "3", "10", "11", "12"):
-            required = ["sender", "origin_server_ts", "type", "content", "depth", "hashes", "signatures", "auth_events", "prev_events", "room_id"]
+            required = [
+                "sender",
+                "origin_server_ts",
+                "type",
+                "content",
+                "depth",
+                "hashes",
+                "signatures",
+                "auth_events",
+                "prev_events",
+                "room_id",
+            ]
             if identifier == "1":
                 required.append("event_id")
             for key in required:
@@ -106,7 +117,13 @@ class ValidatePduFormatTests(unittest.TestCase):
 
     def test_reference_format_v1(self):
         """v1/v2 references must be [event_id, {sha256}] pairs."""
-        for bad in (["$prev:example.org"], [["$prev:example.org"]], [["$prev:example.org", {}]], [[5, {"sha256": "h"}]], [["prev", {"sha256": "h"}]]):
+        for bad in (
+            ["$prev:example.org"],
+            [["$prev:example.org"]],
+            [["$prev:example.org", {}]],
+            [[5, {"sha256": "h"}]],
+            [["prev", {"sha256": "h"}]],
+        ):
             with self.subTest(references=bad):
                 self.assertInvalid(dict(valid_pdu("1"), prev_events=bad), "1")
 
@@ -119,7 +136,9 @@ class ValidatePduFormatTests(unittest.TestCase):
 
     def test_reference_limits(self):
         """At most 20 prev_events and 10 auth_events are allowed."""
-        validate_pdu_format(dict(valid_pdu("10"), prev_events=[HASH_V4] * 20, auth_events=[HASH_V4] * 10), "10")
+        validate_pdu_format(
+            dict(valid_pdu("10"), prev_events=[HASH_V4] * 20, auth_events=[HASH_V4] * 10), "10"
+        )
         self.assertInvalid(dict(valid_pdu("10"), prev_events=[HASH_V4] * 21), "10", "prev_events")
         self.assertInvalid(dict(valid_pdu("10"), auth_events=[HASH_V4] * 11), "10", "auth_events")
         pair = ["$p:example.org", {"sha256": "h"}]
@@ -182,7 +201,9 @@ class ValidatePduFormatTests(unittest.TestCase):
         """A v12 create event must have no room_id; with one it is refused."""
         create = valid_pdu("12")
         del create["room_id"]
-        create.update(type="m.room.create", state_key="", content={"room_version": "12"}, prev_events=[], auth_events=[])
+        create.update(
+            type="m.room.create", state_key="", content={"room_version": "12"}, prev_events=[], auth_events=[]
+        )
         validate_pdu_format(create, "12")
         self.assertInvalid(dict(create, room_id=V12_ROOM_ID), "12", "room_id")
 
@@ -193,6 +214,16 @@ class ValidatePduFormatTests(unittest.TestCase):
 
     def test_v12_room_id_from_create_event(self):
         """An event whose room_id was computed from a v12 create event passes."""
-        create = {"type": "m.room.create", "state_key": "", "sender": "@alice:example.org", "content": {}, "depth": 1,
-                  "origin_server_ts": 1, "prev_events": [], "auth_events": [], "hashes": {"sha256": "x"}, "signatures": {}}  # fmt: skip
+        create = {
+            "type": "m.room.create",
+            "state_key": "",
+            "sender": "@alice:example.org",
+            "content": {},
+            "depth": 1,
+            "origin_server_ts": 1,
+            "prev_events": [],
+            "auth_events": [],
+            "hashes": {"sha256": "x"},
+            "signatures": {},
+        }
         validate_pdu_format(dict(valid_pdu("12"), room_id=compute_room_id(create, "12")), "12")
