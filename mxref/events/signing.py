@@ -79,8 +79,15 @@ def decode_verify_key_base64(key_id: str, key_base64: str):
 
 
 def key_id_of(key) -> str:
-    """Return the key ID (``<alg>:<version>``) of a signing or verify key."""
-    return f"{getattr(key, 'alg', ED25519)}:{key.version}"
+    """Return the key ID (``<alg>:<version>``) of a signing or verify key.
+
+    :raises ValueError: for a bare PyNaCl key without the ``.version`` that
+        ``signedjson`` keys carry.
+    """
+    version = getattr(key, "version", None)
+    if version is None:
+        raise ValueError("key has no .version; make it with signedjson or pass its key ID")
+    return f"{getattr(key, 'alg', ED25519)}:{version}"
 
 
 def read_signing_keys(text: str) -> list:

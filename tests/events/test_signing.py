@@ -2,6 +2,8 @@
 
 import copy
 
+import nacl.signing
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial import unittest
@@ -123,6 +125,13 @@ class KeyTests(unittest.TestCase):
         error = self.assertRaises(ValueError, read_signing_keys, f"ed25519 1 {SEED}\ned25519 onlytwo\n")
         self.assertIn("line 2", str(error))
         self.assertRaises(ValueError, read_signing_keys, "rsa 1 AAAA\n")
+
+    def test_bare_nacl_key(self):
+        """A bare PyNaCl verify key needs an explicit key ID to check a signature."""
+        bare = nacl.signing.VerifyKey(bytes(get_verify_key(spec_key())))
+        signed = sign_json({}, SERVER_NAME, spec_key())
+        self.assertRaises(ValueError, verify_json, signed, SERVER_NAME, bare)
+        verify_json(signed, SERVER_NAME, bare, key_id=KEY_ID)
 
     def test_decode_verify_key(self):
         """A published verify key decodes to a key that checks the spec's signatures."""
