@@ -3,7 +3,6 @@
 import copy
 
 import nacl.signing
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial import unittest
