@@ -160,14 +160,16 @@ class MatrixSite(server.Site):
         self.trust_x_forwarded_for = trust_x_forwarded_for
 
     def log(self, request):
-        """Log one finished request: client, method, path (secrets removed), status, duration."""
+        """Log one finished request: client, user (if authenticated), method, path (secrets removed), status, duration."""
         duration_ms = None
         if getattr(request, "start_time", None) is not None:
             duration_ms = int(round((self.reactor.seconds() - request.start_time) * 1000))
         user_agent = request.getHeader(b"User-Agent") or b"-"
+        requester = getattr(request, "requester", None)
         self._log.info(
-            "{client_ip} {method} {path} {status} {duration_ms}ms {user_agent}",
+            "{client_ip} {user_id} {method} {path} {status} {duration_ms}ms {user_agent}",
             client_ip=client_ip(request),
+            user_id=getattr(requester, "user_id", None) or "-",
             method=request.method.decode("ascii", "replace"),
             path=redact_uri(request.uri),
             status=request.code,

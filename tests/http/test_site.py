@@ -72,3 +72,17 @@ class SiteTests(unittest.TestCase):
         self.assertEqual(connection.response().code, 413)
         self.assertEqual(len(self.events), 1)
         self.assertIn("refused", self.events[0]["log_format"])
+
+    def test_authenticated_user_is_logged(self):
+        """Once a request is authenticated, the access log names the user."""
+        from mxref.auth.tokens import Requester
+
+        def endpoint(req):
+            req.requester = Requester("@alice:example.org", "DEV", "secret-token")
+            return 200, {}
+
+        self.resource.register("GET", "/me", endpoint)
+        request(self.site, "GET", "/me")
+        [event] = self.events
+        self.assertEqual(event["user_id"], "@alice:example.org")
+        self.assertNotIn("secret-token", repr(event))
