@@ -300,10 +300,9 @@ def is_power_event(event) -> bool:
     if event_type in (POWER_LEVELS, JOIN_RULES, CREATE):
         return True
     if event_type == MEMBER:
-        return (
-            _content(event).get("membership") in ("leave", "ban")
-            and event.get("sender") != event.get("state_key")
-        )
+        return _content(event).get("membership") in ("leave", "ban") and event.get(
+            "sender"
+        ) != event.get("state_key")
     return False
 
 
@@ -571,9 +570,7 @@ def _check_create(check: _AuthCheck) -> None:
     if version.privileged_creators and "additional_creators" in content:
         additional = content["additional_creators"]
         if not isinstance(additional, list) or not all(map(_is_valid_user_id, additional)):
-            check.refuse(
-                "create.4", "additional_creators must be an array of valid user IDs"
-            )
+            check.refuse("create.4", "additional_creators must be an array of valid user IDs")
 
 
 def _check_room_id_names_create_event(check: _AuthCheck) -> None:
@@ -816,7 +813,9 @@ def _check_leave(check: _AuthCheck) -> None:
     """``membership`` is ``leave``: leaving, rejecting, retracting a knock, kicking, unbanning."""
     sender, target = check.sender, check.event["state_key"]
     if sender == target:
-        allowed = ("invite", "join", "knock") if check.version.knock_join_rule else ("invite", "join")
+        allowed = (
+            ("invite", "join", "knock") if check.version.knock_join_rule else ("invite", "join")
+        )
         if check.membership(sender) in allowed:
             return
         check.refuse("leave.1", f"a user can only leave from {' or '.join(allowed)}")
@@ -836,14 +835,19 @@ def _check_ban(check: _AuthCheck) -> None:
     if check.membership(sender) != "join":
         check.refuse("ban.1", "the sender is not joined")
     sender_level = check.power_level(sender)
-    if sender_level >= check.level("ban") and check.power_level(check.event["state_key"]) < sender_level:
+    if (
+        sender_level >= check.level("ban")
+        and check.power_level(check.event["state_key"]) < sender_level
+    ):
         return
     check.refuse("ban.3", "banning needs the ban level and more power than the target")
 
 
 def _check_knock(check: _AuthCheck) -> None:
     """``membership`` is ``knock`` (v7+)."""
-    knock_rules = ("knock", "knock_restricted") if check.version.knock_restricted_join_rule else ("knock",)
+    knock_rules = (
+        ("knock", "knock_restricted") if check.version.knock_restricted_join_rule else ("knock",)
+    )
     if check.join_rule not in knock_rules:
         check.refuse("knock.1", f"the join rule must be {' or '.join(knock_rules)} to knock")
     if check.sender != check.event["state_key"]:
@@ -872,7 +876,9 @@ def _check_required_power_level(check: _AuthCheck) -> None:
         check.event.get("type"), "state_key" in check.event, check.power_levels_content
     )
     if required > check.power_level(check.sender):
-        check.refuse("required_power", "the sender's power level is below the event's required level")
+        check.refuse(
+            "required_power", "the sender's power level is below the event's required level"
+        )
 
 
 def _check_state_key_of_other_user(check: _AuthCheck) -> None:
@@ -915,7 +921,9 @@ def _check_power_levels(check: _AuthCheck) -> None:
         return
     sender_level = check.power_level(check.sender)
     _check_top_level_changes(check, previous, sender_level)
-    mapped = ("events", "notifications") if version.limit_notifications_power_levels else ("events",)
+    mapped = (
+        ("events", "notifications") if version.limit_notifications_power_levels else ("events",)
+    )
     for key in mapped:
         _check_mapped_level_changes(check, key, previous, sender_level)
     _check_user_level_changes(check, previous, sender_level)
@@ -942,7 +950,9 @@ def _check_top_level_changes(check, previous, sender_level) -> None:
     new_top = {k: check.content[k] for k in TOP_LEVEL_POWER_LEVELS if k in check.content}
     for key, old, new in _changed_levels(old_top, new_top, check.version):
         if old is not None and old > sender_level:
-            check.refuse("levels_top_level.1", f"the current {key} is above the sender's power level")
+            check.refuse(
+                "levels_top_level.1", f"the current {key} is above the sender's power level"
+            )
         if new is not None and new > sender_level:
             check.refuse("levels_top_level.2", f"the new {key} is above the sender's power level")
 
@@ -952,21 +962,30 @@ def _check_mapped_level_changes(check, key, previous, sender_level) -> None:
     changes = list(_changed_levels(previous.get(key), check.content.get(key), check.version))
     for name, old, _new in changes:
         if old is not None and old > sender_level:
-            check.refuse("levels_events_old.1", f"the current {key}[{name!r}] is above the sender's power level")
+            check.refuse(
+                "levels_events_old.1",
+                f"the current {key}[{name!r}] is above the sender's power level",
+            )
     for name, _old, new in changes:
         if new is not None and new > sender_level:
-            check.refuse("levels_events_new.1", f"the new {key}[{name!r}] is above the sender's power level")
+            check.refuse(
+                "levels_events_new.1", f"the new {key}[{name!r}] is above the sender's power level"
+            )
 
 
 def _check_user_level_changes(check, previous, sender_level) -> None:
     """``users`` entries: others' old levels below the sender's; new levels within it."""
-    changes = list(_changed_levels(previous.get("users"), check.content.get("users"), check.version))
+    changes = list(
+        _changed_levels(previous.get("users"), check.content.get("users"), check.version)
+    )
     for user, old, _new in changes:
         if user != check.sender and old is not None and old >= sender_level:
             check.refuse("levels_users_old.1", f"{user}'s current level is not below the sender's")
     for user, _old, new in changes:
         if new is not None and new > sender_level:
-            check.refuse("levels_users_new.1", f"{user}'s new level is above the sender's power level")
+            check.refuse(
+                "levels_users_new.1", f"{user}'s new level is above the sender's power level"
+            )
 
 
 # --- m.room.redaction (v1, v2) ---------------------------------------------
@@ -979,7 +998,10 @@ def _check_redaction(check: _AuthCheck) -> None:
     redacted_domain = _domain(check.event.get("redacts"))
     if redacted_domain is not None and redacted_domain == _domain(check.event.get("event_id")):
         return
-    check.refuse("redaction.3", "the sender has no redact level and the redacted event is from another server")
+    check.refuse(
+        "redaction.3",
+        "the sender has no redact level and the redacted event is from another server",
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -987,7 +1009,9 @@ def _check_redaction(check: _AuthCheck) -> None:
 # ---------------------------------------------------------------------------
 
 
-def check_auth_events_list(event, auth_event_dicts, room_version, is_rejected=lambda event_id: False) -> None:
+def check_auth_events_list(
+    event, auth_event_dicts, room_version, is_rejected=lambda event_id: False
+) -> None:
     """Check the structural rules on ``event``'s own ``auth_events`` list.
 
     Rules 2.1-2.5 (3.1, 3.2, 3.3, 3.5 and rule 2 in v12): no duplicate
@@ -1017,11 +1041,15 @@ def check_auth_events_list(event, auth_event_dicts, room_version, is_rejected=la
     if version.room_id_from_create_event:
         room_id = event.get("room_id")
         if not isinstance(room_id, str) or not room_id.startswith("!") or len(room_id) < 2:
-            raise AuthError(numbers["room_id"], "the room_id is not a create event's ID with '!' for '$'")
+            raise AuthError(
+                numbers["room_id"], "the room_id is not a create event's ID with '!' for '$'"
+            )
         if is_rejected("$" + room_id[1:]):
             raise AuthError(numbers["room_id"], "the room's create event was rejected")
 
-    keys = [(auth_event.get("type"), auth_event.get("state_key")) for auth_event in auth_event_dicts]
+    keys = [
+        (auth_event.get("type"), auth_event.get("state_key")) for auth_event in auth_event_dicts
+    ]
     if len(set(keys)) != len(keys):
         refuse(1, "auth_events has duplicate (type, state_key) entries")
     selectable = set(auth_types_for_event(event, version))

@@ -39,7 +39,10 @@ def event_id_of(event_or_id) -> str:
 def _references(events, version):
     ids = [event_id_of(e) for e in events]
     if version.event_format is EventFormat.V1:
-        return [[event_id, {"sha256": encode_base64(hashlib.sha256(event_id.encode()).digest())}] for event_id in ids]
+        return [
+            [event_id, {"sha256": encode_base64(hashlib.sha256(event_id.encode()).digest())}]
+            for event_id in ids
+        ]
     return ids
 
 
@@ -107,7 +110,9 @@ def make_event(
             event["redacts"] = redacts
     event["event_id"] = event_id or _fake_event_id(event, version)
     event["signatures"] = (
-        signatures if signatures is not None else {server_of(sender): {"ed25519:fake": FAKE_SIGNATURE}}
+        signatures
+        if signatures is not None
+        else {server_of(sender): {"ed25519:fake": FAKE_SIGNATURE}}
     )
     return event
 
@@ -132,8 +137,15 @@ class RoomBuilder:
     includes the create event).
     """
 
-    def __init__(self, room_version="10", creator="@alice:a.example", create_content=None,
-                 power_levels=None, join_rule="public", room_id=None):
+    def __init__(
+        self,
+        room_version="10",
+        creator="@alice:a.example",
+        create_content=None,
+        power_levels=None,
+        join_rule="public",
+        room_id=None,
+    ):
         """Create the room: create event, creator's join, power levels, join rules.
 
         :param power_levels: content of the power levels event; None gives the creator
@@ -153,8 +165,14 @@ class RoomBuilder:
         if room_id is None and not self.version.room_id_from_create_event:
             room_id = f"!room{next(_serial)}:{server_of(creator)}"
         create = make_event(
-            "m.room.create", creator, "", content, room_version=self.version, room_id=room_id,
-            origin_server_ts=next(self._ts), depth=1,
+            "m.room.create",
+            creator,
+            "",
+            content,
+            room_version=self.version,
+            room_id=room_id,
+            origin_server_ts=next(self._ts),
+            depth=1,
         )
         self.room_id = room_id_for_create(create, self.version)
         self.create_event = create
@@ -186,14 +204,22 @@ class RoomBuilder:
         if state_key is not None:
             draft["state_key"] = state_key
         auth_events = [
-            self.state[key] for key in auth_types_for_event(draft, self.version) if key in self.state
+            self.state[key]
+            for key in auth_types_for_event(draft, self.version)
+            if key in self.state
         ]
         fields.setdefault("prev_events", [self.events[-1]] if self.events else [])
         fields.setdefault("depth", len(self.events) + 1)
         fields.setdefault("origin_server_ts", next(self._ts))
         return make_event(
-            type, sender, state_key, content, auth_events=auth_events,
-            room_version=self.version, room_id=self.room_id, **fields
+            type,
+            sender,
+            state_key,
+            content,
+            auth_events=auth_events,
+            room_version=self.version,
+            room_id=self.room_id,
+            **fields,
         )
 
     def send(self, type, sender, state_key=None, content=None, **fields):

@@ -30,41 +30,105 @@ ALL_VERSIONS = [str(v) for v in range(1, 13)]
 
 # The spec's top-level rule numbers, transcribed from each room version page.
 _V1_SECTIONS = {
-    "create": "1", "auth_events": "2", "federate": "3", "aliases": "4", "member": "5",
-    "sender_joined": "6", "third_party_invite": "7", "required_power": "8",
-    "state_key": "9", "power_levels": "10", "redaction": "11",
+    "create": "1",
+    "auth_events": "2",
+    "federate": "3",
+    "aliases": "4",
+    "member": "5",
+    "sender_joined": "6",
+    "third_party_invite": "7",
+    "required_power": "8",
+    "state_key": "9",
+    "power_levels": "10",
+    "redaction": "11",
 }
 _V3_SECTIONS = {k: v for k, v in _V1_SECTIONS.items() if k != "redaction"}
 _V6_SECTIONS = {
-    "create": "1", "auth_events": "2", "federate": "3", "member": "4",
-    "sender_joined": "5", "third_party_invite": "6", "required_power": "7",
-    "state_key": "8", "power_levels": "9",
+    "create": "1",
+    "auth_events": "2",
+    "federate": "3",
+    "member": "4",
+    "sender_joined": "5",
+    "third_party_invite": "6",
+    "required_power": "7",
+    "state_key": "8",
+    "power_levels": "9",
 }
 _V12_SECTIONS = {
-    "create": "1", "room_id": "2", "auth_events": "3", "federate": "4", "member": "5",
-    "sender_joined": "6", "third_party_invite": "7", "required_power": "8",
-    "state_key": "9", "power_levels": "10",
+    "create": "1",
+    "room_id": "2",
+    "auth_events": "3",
+    "federate": "4",
+    "member": "5",
+    "sender_joined": "6",
+    "third_party_invite": "7",
+    "required_power": "8",
+    "state_key": "9",
+    "power_levels": "10",
 }
 # Sub-rules of the membership rule.
 _V1_MEMBER = {"join": "2", "invite": "3", "leave": "4", "ban": "5", "unknown": "6"}
 _V7_MEMBER = {"join": "2", "invite": "3", "leave": "4", "ban": "5", "knock": "6", "unknown": "7"}
 _V8_MEMBER = {
-    "authoriser_signed": "2", "join": "3", "invite": "4", "leave": "5", "ban": "6",
-    "knock": "7", "unknown": "8",
+    "authoriser_signed": "2",
+    "join": "3",
+    "invite": "4",
+    "leave": "5",
+    "ban": "6",
+    "knock": "7",
+    "unknown": "8",
 }
 # Sub-rules of membership "join".
-_V1_JOIN = {"first": "1", "other_user": "2", "banned": "3", "invite": "4", "public": "5",
-            "otherwise": "6"}
-_V8_JOIN = {"first": "1", "other_user": "2", "banned": "3", "invite": "4", "restricted": "5",
-            "public": "6", "otherwise": "7"}
+_V1_JOIN = {
+    "first": "1",
+    "other_user": "2",
+    "banned": "3",
+    "invite": "4",
+    "public": "5",
+    "otherwise": "6",
+}
+_V8_JOIN = {
+    "first": "1",
+    "other_user": "2",
+    "banned": "3",
+    "invite": "4",
+    "restricted": "5",
+    "public": "6",
+    "otherwise": "7",
+}
 # Sub-rules of m.room.power_levels.
-_V1_LEVELS = {"users": "1", "first": "2", "top_level": "3", "events_old": "4",
-              "events_new": "5", "users_old": "6", "users_new": "7"}
-_V10_LEVELS = {"integers": "1", "maps": "2", "users": "3", "first": "4", "top_level": "5",
-               "events_old": "6", "events_new": "7", "users_old": "8", "users_new": "9"}
-_V12_LEVELS = {"integers": "1", "maps": "2", "users": "3", "creators": "4", "first": "5",
-               "top_level": "6", "events_old": "7", "events_new": "8", "users_old": "9",
-               "users_new": "10"}
+_V1_LEVELS = {
+    "users": "1",
+    "first": "2",
+    "top_level": "3",
+    "events_old": "4",
+    "events_new": "5",
+    "users_old": "6",
+    "users_new": "7",
+}
+_V10_LEVELS = {
+    "integers": "1",
+    "maps": "2",
+    "users": "3",
+    "first": "4",
+    "top_level": "5",
+    "events_old": "6",
+    "events_new": "7",
+    "users_old": "8",
+    "users_new": "9",
+}
+_V12_LEVELS = {
+    "integers": "1",
+    "maps": "2",
+    "users": "3",
+    "creators": "4",
+    "first": "5",
+    "top_level": "6",
+    "events_old": "7",
+    "events_new": "8",
+    "users_old": "9",
+    "users_new": "10",
+}
 
 
 def _numbering(version):
@@ -174,7 +238,9 @@ class CreateRuleTests(AuthAssertions, unittest.TestCase):
         base.update(content or {})
         if int(version) < 12:
             fields.setdefault("room_id", "!r:a.example")
-        return make_event("m.room.create", "@alice:a.example", "", base, room_version=version, **fields)
+        return make_event(
+            "m.room.create", "@alice:a.example", "", base, room_version=version, **fields
+        )
 
     def test_valid_create_allowed(self):
         """A well-formed create event is allowed without any state."""
@@ -255,7 +321,10 @@ class RoomIdRuleTests(AuthAssertions, unittest.TestCase):
         """check_auth_events_list refuses a v12 event whose create event was rejected (rule 2)."""
         room = room_with_members("12")
         event = room.new_event("m.room.message", "@bob:b.example", content={"body": "x"})
-        auth_events = [room.state[("m.room.power_levels", "")], room.state[("m.room.member", "@bob:b.example")]]
+        auth_events = [
+            room.state[("m.room.power_levels", "")],
+            room.state[("m.room.member", "@bob:b.example")],
+        ]
         check_auth_events_list(event, auth_events, "12")
         create_id = room.create_event["event_id"]
         error = self.assertRaises(
@@ -276,7 +345,9 @@ class AuthEventsListTests(unittest.TestCase):
         return room, event, selected
 
     def assert_list_refused(self, expected_rule, event, auth_events, version, **kwargs):
-        error = self.assertRaises(AuthError, check_auth_events_list, event, auth_events, version, **kwargs)
+        error = self.assertRaises(
+            AuthError, check_auth_events_list, event, auth_events, version, **kwargs
+        )
         self.assertEqual(error.rule, expected_rule, f"v{version}: {error.msg}")
 
     def test_selected_entries_allowed(self):
@@ -290,14 +361,18 @@ class AuthEventsListTests(unittest.TestCase):
         for version in self.VERSIONS:
             room, event, selected = self.setup(version)
             older_pl = room.send("m.room.power_levels", "@alice:a.example", "", {"users": {}})
-            self.assert_list_refused(rule(version, "auth_events", "1"), event, selected + [older_pl], version)
+            self.assert_list_refused(
+                rule(version, "auth_events", "1"), event, selected + [older_pl], version
+            )
 
     def test_unselectable_entry_refused(self):
         """x.2: a join rules event in a message's auth events is refused."""
         for version in self.VERSIONS:
             room, event, selected = self.setup(version)
             extra = room.state[("m.room.join_rules", "")]
-            self.assert_list_refused(rule(version, "auth_events", "2"), event, selected + [extra], version)
+            self.assert_list_refused(
+                rule(version, "auth_events", "2"), event, selected + [extra], version
+            )
 
     def test_v12_create_event_not_selectable(self):
         """3.2 (v12): listing the create event is refused."""
@@ -310,7 +385,10 @@ class AuthEventsListTests(unittest.TestCase):
             _room, event, selected = self.setup(version)
             rejected_id = selected[-1]["event_id"]
             self.assert_list_refused(
-                rule(version, "auth_events", "3"), event, selected, version,
+                rule(version, "auth_events", "3"),
+                event,
+                selected,
+                version,
                 is_rejected=lambda event_id: event_id == rejected_id,
             )
 
@@ -362,21 +440,27 @@ class FederateRuleTests(AuthAssertions, unittest.TestCase):
         """In an unfederated room, a user on the creator's server may join."""
         for version in self.VERSIONS:
             room = RoomBuilder(version, create_content={"m.federate": False})
-            event = room.new_event("m.room.member", "@dave:a.example", "@dave:a.example", {"membership": "join"})
+            event = room.new_event(
+                "m.room.member", "@dave:a.example", "@dave:a.example", {"membership": "join"}
+            )
             self.assert_allowed(event, room.auth_state(), version)
 
     def test_remote_users_refused(self):
         """In an unfederated room, a user from another server is refused, whatever the event."""
         for version in self.VERSIONS:
             room = RoomBuilder(version, create_content={"m.federate": False})
-            event = room.new_event("m.room.member", "@bob:b.example", "@bob:b.example", {"membership": "join"})
+            event = room.new_event(
+                "m.room.member", "@bob:b.example", "@bob:b.example", {"membership": "join"}
+            )
             self.assert_refused(rule(version, "federate"), event, room.auth_state(), version)
 
     def test_federate_true_allows_remote(self):
         """With m.federate true (or absent) a remote user may join a public room."""
         for version in self.VERSIONS:
             room = RoomBuilder(version, create_content={"m.federate": True})
-            event = room.new_event("m.room.member", "@bob:b.example", "@bob:b.example", {"membership": "join"})
+            event = room.new_event(
+                "m.room.member", "@bob:b.example", "@bob:b.example", {"membership": "join"}
+            )
             self.assert_allowed(event, room.auth_state(), version)
 
 
@@ -387,14 +471,18 @@ class AliasesRuleTests(AuthAssertions, unittest.TestCase):
         """v1-v5: any user may set the aliases of their own server, even without joining."""
         for version in ["1", "3", "5"]:
             room = room_with_members(version)
-            event = room.new_event("m.room.aliases", "@carol:c.example", "c.example", {"aliases": []})
+            event = room.new_event(
+                "m.room.aliases", "@carol:c.example", "c.example", {"aliases": []}
+            )
             self.assert_allowed(event, room.auth_state(), version)
 
     def test_other_server_refused(self):
         """4.2 (v1-v5): a state_key that is not the sender's domain is refused."""
         for version in ["1", "3", "5"]:
             room = room_with_members(version)
-            event = room.new_event("m.room.aliases", "@alice:a.example", "b.example", {"aliases": []})
+            event = room.new_event(
+                "m.room.aliases", "@alice:a.example", "b.example", {"aliases": []}
+            )
             self.assert_refused("4.2", event, room.auth_state(), version)
 
     def test_no_state_key_refused(self):
@@ -408,11 +496,19 @@ class AliasesRuleTests(AuthAssertions, unittest.TestCase):
         """From v6, m.room.aliases needs membership and the state power level like any state."""
         for version in ["6", "10", "12"]:
             room = room_with_members(version)
-            stranger = room.new_event("m.room.aliases", "@carol:c.example", "c.example", {"aliases": []})
-            self.assert_refused(rule(version, "sender_joined"), stranger, room.auth_state(), version)
-            member = room.new_event("m.room.aliases", "@bob:b.example", "b.example", {"aliases": []})
+            stranger = room.new_event(
+                "m.room.aliases", "@carol:c.example", "c.example", {"aliases": []}
+            )
+            self.assert_refused(
+                rule(version, "sender_joined"), stranger, room.auth_state(), version
+            )
+            member = room.new_event(
+                "m.room.aliases", "@bob:b.example", "b.example", {"aliases": []}
+            )
             self.assert_refused(rule(version, "required_power"), member, room.auth_state(), version)
-            moderator = room.new_event("m.room.aliases", "@mod:a.example", "b.example", {"aliases": []})
+            moderator = room.new_event(
+                "m.room.aliases", "@mod:a.example", "b.example", {"aliases": []}
+            )
             self.assert_allowed(moderator, room.auth_state(), version)
 
 
@@ -443,11 +539,17 @@ class ThirdPartyInviteEventRuleTests(AuthAssertions, unittest.TestCase):
             if version != "12":
                 levels["users"]["@alice:a.example"] = 100
             room = room_with_members(version, power_levels=levels)
-            allowed = room.new_event("m.room.third_party_invite", "@bob:b.example", "tok", {"display_name": "x"})
+            allowed = room.new_event(
+                "m.room.third_party_invite", "@bob:b.example", "tok", {"display_name": "x"}
+            )
             self.assert_allowed(allowed, room.auth_state(), version)
             room.send("m.room.power_levels", "@alice:a.example", "", dict(levels, invite=30))
-            refused = room.new_event("m.room.third_party_invite", "@bob:b.example", "tok", {"display_name": "x"})
-            self.assert_refused(rule(version, "third_party_invite", "1"), refused, room.auth_state(), version)
+            refused = room.new_event(
+                "m.room.third_party_invite", "@bob:b.example", "tok", {"display_name": "x"}
+            )
+            self.assert_refused(
+                rule(version, "third_party_invite", "1"), refused, room.auth_state(), version
+            )
 
 
 class RequiredPowerLevelRuleTests(AuthAssertions, unittest.TestCase):
@@ -467,13 +569,19 @@ class RequiredPowerLevelRuleTests(AuthAssertions, unittest.TestCase):
     def test_events_override(self):
         """events[type] overrides the defaults, in both directions."""
         for version in self.VERSIONS:
-            users = {"@mod:a.example": 50} if version == "12" else {"@alice:a.example": 100, "@mod:a.example": 50}
+            users = (
+                {"@mod:a.example": 50}
+                if version == "12"
+                else {"@alice:a.example": 100, "@mod:a.example": 50}
+            )
             levels = {"users": users, "events": {"m.room.topic": 0, "m.room.message": 10}}
             room = room_with_members(version, power_levels=levels)
             topic = room.new_event("m.room.topic", "@bob:b.example", "", {"topic": "x"})
             self.assert_allowed(topic, room.auth_state(), version)
             message = room.new_event("m.room.message", "@bob:b.example", content={"body": "x"})
-            self.assert_refused(rule(version, "required_power"), message, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "required_power"), message, room.auth_state(), version
+            )
 
     def test_no_power_levels_event(self):
         """Without power levels the creator has 100 (v1-v11) or infinite power (v12); others 0 < state_default 50."""
@@ -483,7 +591,9 @@ class RequiredPowerLevelRuleTests(AuthAssertions, unittest.TestCase):
             creator_topic = room.new_event("m.room.topic", "@alice:a.example", "", {"topic": "x"})
             self.assert_allowed(creator_topic, room.auth_state(), version)
             bob_topic = room.new_event("m.room.topic", "@bob:b.example", "", {"topic": "x"})
-            self.assert_refused(rule(version, "required_power"), bob_topic, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "required_power"), bob_topic, room.auth_state(), version
+            )
 
 
 class StateKeyRuleTests(AuthAssertions, unittest.TestCase):
@@ -550,10 +660,20 @@ class AuthEventsSelectionTests(unittest.TestCase):
 
     def test_membership(self):
         """A kick needs the target's membership and no join rules; a join or knock needs join rules."""
-        kick = {"type": "m.room.member", "sender": "@a:a", "state_key": "@b:b", "content": {"membership": "leave"}}
+        kick = {
+            "type": "m.room.member",
+            "sender": "@a:a",
+            "state_key": "@b:b",
+            "content": {"membership": "leave"},
+        }
         self.assertEqual(
             auth_types_for_event(kick, "10"),
-            [("m.room.create", ""), ("m.room.power_levels", ""), ("m.room.member", "@a:a"), ("m.room.member", "@b:b")],
+            [
+                ("m.room.create", ""),
+                ("m.room.power_levels", ""),
+                ("m.room.member", "@a:a"),
+                ("m.room.member", "@b:b"),
+            ],
         )
         for membership in ("join", "invite", "knock"):
             event = dict(kick, content={"membership": membership})
@@ -562,17 +682,23 @@ class AuthEventsSelectionTests(unittest.TestCase):
     def test_third_party_invite_token(self):
         """An invite with third_party_invite selects the m.room.third_party_invite named by signed.token."""
         event = {
-            "type": "m.room.member", "sender": "@a:a", "state_key": "@b:b",
+            "type": "m.room.member",
+            "sender": "@a:a",
+            "state_key": "@b:b",
             "content": {"membership": "invite", "third_party_invite": {"signed": {"token": "abc"}}},
         }
         self.assertIn(("m.room.third_party_invite", "abc"), auth_types_for_event(event, "1"))
         event["content"]["third_party_invite"] = {}
-        self.assertNotIn("m.room.third_party_invite", [t for t, _ in auth_types_for_event(event, "1")])
+        self.assertNotIn(
+            "m.room.third_party_invite", [t for t, _ in auth_types_for_event(event, "1")]
+        )
 
     def test_authorising_user_from_v8(self):
         """A join with join_authorised_via_users_server selects that user's membership from v8 only."""
         event = {
-            "type": "m.room.member", "sender": "@b:b", "state_key": "@b:b",
+            "type": "m.room.member",
+            "sender": "@b:b",
+            "state_key": "@b:b",
             "content": {"membership": "join", "join_authorised_via_users_server": "@a:a"},
         }
         self.assertIn(("m.room.member", "@a:a"), auth_types_for_event(event, "8"))
@@ -580,7 +706,12 @@ class AuthEventsSelectionTests(unittest.TestCase):
 
     def test_no_duplicates(self):
         """A self-join lists the sender's membership once."""
-        event = {"type": "m.room.member", "sender": "@b:b", "state_key": "@b:b", "content": {"membership": "join"}}
+        event = {
+            "type": "m.room.member",
+            "sender": "@b:b",
+            "state_key": "@b:b",
+            "content": {"membership": "join"},
+        }
         types = auth_types_for_event(event, "10")
         self.assertEqual(len(types), len(set(types)))
 
@@ -590,7 +721,9 @@ class PowerHelperTests(unittest.TestCase):
 
     def test_user_power_level_with_power_levels(self):
         """users[user] wins; others get users_default (default 0)."""
-        room = room_with_members("10", power_levels={"users": {"@mod:a.example": 50}, "users_default": 5})
+        room = room_with_members(
+            "10", power_levels={"users": {"@mod:a.example": 50}, "users_default": 5}
+        )
         self.assertEqual(get_user_power_level("@mod:a.example", room.state, "10"), 50)
         self.assertEqual(get_user_power_level("@bob:b.example", room.state, "10"), 5)
         self.assertEqual(get_user_power_level("@bob:b.example", list(room.state.values()), "10"), 5)
@@ -616,12 +749,18 @@ class PowerHelperTests(unittest.TestCase):
         self.assertEqual(get_user_power_level("@carol:c.example", state, "12"), math.inf)
         self.assertEqual(get_user_power_level("@bob:b.example", state, "12"), 0)
         bare = RoomBuilder("12", power_levels=False)
-        self.assertEqual(get_user_power_level("@alice:a.example", bare.auth_state(), "12"), math.inf)
+        self.assertEqual(
+            get_user_power_level("@alice:a.example", bare.auth_state(), "12"), math.inf
+        )
 
     def test_get_creators(self):
         """Creators: content.creator (v1-v10), sender (v11), sender + additional_creators (v12)."""
-        create = {"type": "m.room.create", "sender": "@s:a", "state_key": "",
-                  "content": {"creator": "@c:a", "additional_creators": ["@x:b"]}}
+        create = {
+            "type": "m.room.create",
+            "sender": "@s:a",
+            "state_key": "",
+            "content": {"creator": "@c:a", "additional_creators": ["@x:b"]},
+        }
         self.assertEqual(get_creators(create, "10"), {"@c:a"})
         self.assertEqual(get_creators(create, "11"), {"@s:a"})
         self.assertEqual(get_creators(create, "12"), {"@s:a", "@x:b"})
@@ -653,12 +792,21 @@ class PowerHelperTests(unittest.TestCase):
 
     def test_is_power_event(self):
         """Power levels, join rules, create, kicks and bans are power events; self-leaves and joins are not."""
-        def member(sender, target, membership):
-            return {"type": "m.room.member", "sender": sender, "state_key": target,
-                    "content": {"membership": membership}}
 
-        self.assertTrue(is_power_event({"type": "m.room.power_levels", "state_key": "", "content": {}}))
-        self.assertTrue(is_power_event({"type": "m.room.join_rules", "state_key": "", "content": {}}))
+        def member(sender, target, membership):
+            return {
+                "type": "m.room.member",
+                "sender": sender,
+                "state_key": target,
+                "content": {"membership": membership},
+            }
+
+        self.assertTrue(
+            is_power_event({"type": "m.room.power_levels", "state_key": "", "content": {}})
+        )
+        self.assertTrue(
+            is_power_event({"type": "m.room.join_rules", "state_key": "", "content": {}})
+        )
         self.assertTrue(is_power_event({"type": "m.room.create", "state_key": "", "content": {}}))
         self.assertTrue(is_power_event(member("@a:a", "@b:b", "leave")))
         self.assertTrue(is_power_event(member("@a:a", "@b:b", "ban")))

@@ -52,7 +52,9 @@ class MemberFieldsRuleTests(AuthAssertions, unittest.TestCase):
         for version in COMMON:
             room = room_with_members(version)
             event = membership_event(room, BOB, "dance")
-            self.assert_refused(rule(version, "member", "unknown"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "member", "unknown"), event, room.auth_state(), version
+            )
 
 
 class AuthorisingServerSignatureRuleTests(AuthAssertions, unittest.TestCase):
@@ -66,14 +68,18 @@ class AuthorisingServerSignatureRuleTests(AuthAssertions, unittest.TestCase):
             event["signatures"]["a.example"] = {"ed25519:k": "sig"}
             self.assert_allowed(event, room.auth_state(), version)
             del event["signatures"]["a.example"]
-            self.assert_refused(rule(version, "member", "authoriser_signed"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "member", "authoriser_signed"), event, room.auth_state(), version
+            )
 
     def test_applies_to_any_membership(self):
         """The signature rule applies whatever the membership, e.g. a leave carrying the key."""
         for version in ["8", "12"]:
             room = room_with_members(version)
             event = membership_event(room, BOB, "leave", join_authorised_via_users_server=MOD)
-            self.assert_refused(rule(version, "member", "authoriser_signed"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "member", "authoriser_signed"), event, room.auth_state(), version
+            )
 
     def test_ignored_before_v8(self):
         """Before v8 the key means nothing: a public join carrying it, unsigned, is allowed."""
@@ -103,7 +109,9 @@ class JoinRuleTests(AuthAssertions, unittest.TestCase):
             join = room.state[("m.room.member", ALICE)]
             state = {("m.room.create", ""): room.create_event}
             if int(version) <= 10:
-                self.assert_refused(rule(version, "member", "join", "otherwise"), join, state, version)
+                self.assert_refused(
+                    rule(version, "member", "join", "otherwise"), join, state, version
+                )
             else:
                 self.assert_allowed(join, state, version)
 
@@ -112,7 +120,10 @@ class JoinRuleTests(AuthAssertions, unittest.TestCase):
         for version in ["1", "10", "12"]:
             room = RoomBuilder(version, power_levels=False, join_rule=None)
             event = room.new_event(
-                "m.room.member", ALICE, ALICE, {"membership": "join"},
+                "m.room.member",
+                ALICE,
+                ALICE,
+                {"membership": "join"},
                 prev_events=[room.create_event, room.state[("m.room.member", ALICE)]],
             )
             state = {("m.room.create", ""): room.create_event}
@@ -124,7 +135,9 @@ class JoinRuleTests(AuthAssertions, unittest.TestCase):
             room = room_with_members(version)
             self.assert_allowed(membership_event(room, CAROL, "join"), room.auth_state(), version)
             event = membership_event(room, CAROL, "join", sender=BOB)
-            self.assert_refused(rule(version, "member", "join", "other_user"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "member", "join", "other_user"), event, room.auth_state(), version
+            )
 
     def test_banned_user_refused(self):
         """A banned user cannot join even a public room."""
@@ -132,7 +145,9 @@ class JoinRuleTests(AuthAssertions, unittest.TestCase):
             room = room_with_members(version)
             room.member(CAROL, "ban", sender=MOD)
             event = membership_event(room, CAROL, "join")
-            self.assert_refused(rule(version, "member", "join", "banned"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "member", "join", "banned"), event, room.auth_state(), version
+            )
 
     def test_invite_join_rule(self):
         """Join rule invite: an invited user may join, an uninvited one may not."""
@@ -142,7 +157,9 @@ class JoinRuleTests(AuthAssertions, unittest.TestCase):
             self.assert_allowed(membership_event(room, CAROL, "join"), room.auth_state(), version)
             self.assert_allowed(membership_event(room, BOB, "join"), room.auth_state(), version)
             event = membership_event(room, DAVE, "join")
-            self.assert_refused(rule(version, "member", "join", "otherwise"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "member", "join", "otherwise"), event, room.auth_state(), version
+            )
 
     def test_knock_join_rule(self):
         """Join rule knock (v7+): invited users may join, others not; before v7 the rule is unknown."""
@@ -153,21 +170,34 @@ class JoinRuleTests(AuthAssertions, unittest.TestCase):
             if int(version) >= 7:
                 self.assert_allowed(invited, room.auth_state(), version)
             else:
-                self.assert_refused(rule(version, "member", "join", "otherwise"), invited, room.auth_state(), version)
+                self.assert_refused(
+                    rule(version, "member", "join", "otherwise"),
+                    invited,
+                    room.auth_state(),
+                    version,
+                )
             stranger = membership_event(room, DAVE, "join")
-            self.assert_refused(rule(version, "member", "join", "otherwise"), stranger, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "member", "join", "otherwise"), stranger, room.auth_state(), version
+            )
 
     def test_public_and_missing_join_rule(self):
         """Join rule public lets anyone join; with no join rules event nobody but the creator can."""
         for version in COMMON:
             public = room_with_members(version)
-            self.assert_allowed(membership_event(public, CAROL, "join"), public.auth_state(), version)
+            self.assert_allowed(
+                membership_event(public, CAROL, "join"), public.auth_state(), version
+            )
             closed = RoomBuilder(version, join_rule=None)
             event = membership_event(closed, CAROL, "join")
-            self.assert_refused(rule(version, "member", "join", "otherwise"), event, closed.auth_state(), version)
+            self.assert_refused(
+                rule(version, "member", "join", "otherwise"), event, closed.auth_state(), version
+            )
             private = room_with_members(version, join_rule="private")
             event = membership_event(private, CAROL, "join")
-            self.assert_refused(rule(version, "member", "join", "otherwise"), event, private.auth_state(), version)
+            self.assert_refused(
+                rule(version, "member", "join", "otherwise"), event, private.auth_state(), version
+            )
 
 
 class RestrictedJoinRuleTests(AuthAssertions, unittest.TestCase):
@@ -197,7 +227,12 @@ class RestrictedJoinRuleTests(AuthAssertions, unittest.TestCase):
         for version in RESTRICTED:
             room = room_with_members(version, join_rule="restricted")
             event = membership_event(room, CAROL, "join")
-            self.assert_refused(rule(version, "member", "join", "restricted", "2"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "member", "join", "restricted", "2"),
+                event,
+                room.auth_state(),
+                version,
+            )
 
     def test_authoriser_not_joined_refused(self):
         """5.2: an authoriser who is not joined cannot authorise."""
@@ -205,19 +240,33 @@ class RestrictedJoinRuleTests(AuthAssertions, unittest.TestCase):
             room = room_with_members(version, join_rule="restricted")
             room.member(MOD, "leave")
             event = self.restricted_join(room)
-            self.assert_refused(rule(version, "member", "join", "restricted", "2"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "member", "join", "restricted", "2"),
+                event,
+                room.auth_state(),
+                version,
+            )
 
     def test_authoriser_without_invite_power_refused(self):
         """5.2: an authoriser below the invite level cannot authorise."""
         for version in RESTRICTED:
             users = {MOD: 50} if version == "12" else {ALICE: 100, MOD: 50}
-            room = room_with_members(version, join_rule="restricted", power_levels={"users": users, "invite": 60})
+            room = room_with_members(
+                version, join_rule="restricted", power_levels={"users": users, "invite": 60}
+            )
             event = self.restricted_join(room)
-            self.assert_refused(rule(version, "member", "join", "restricted", "2"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "member", "join", "restricted", "2"),
+                event,
+                room.auth_state(),
+                version,
+            )
 
     def test_v12_creator_authorises(self):
         """v12: the creator (infinite power) may authorise restricted joins."""
-        room = room_with_members("12", join_rule="restricted", power_levels={"users": {}, "invite": 100})
+        room = room_with_members(
+            "12", join_rule="restricted", power_levels={"users": {}, "invite": 100}
+        )
         self.assert_allowed(self.restricted_join(room, authoriser=ALICE), room.auth_state(), "12")
 
     def test_restricted_unknown_before_v8(self):
@@ -225,7 +274,9 @@ class RestrictedJoinRuleTests(AuthAssertions, unittest.TestCase):
         for version in ["6", "7"]:
             room = room_with_members(version, join_rule="restricted")
             event = self.restricted_join(room)
-            self.assert_refused(rule(version, "member", "join", "otherwise"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "member", "join", "otherwise"), event, room.auth_state(), version
+            )
 
     def test_knock_restricted_from_v10(self):
         """knock_restricted works like restricted from v10; in v8/v9 it is unknown and refused."""
@@ -235,9 +286,16 @@ class RestrictedJoinRuleTests(AuthAssertions, unittest.TestCase):
             if int(version) >= 10:
                 self.assert_allowed(event, room.auth_state(), version)
                 bare = membership_event(room, DAVE, "join")
-                self.assert_refused(rule(version, "member", "join", "restricted", "2"), bare, room.auth_state(), version)
+                self.assert_refused(
+                    rule(version, "member", "join", "restricted", "2"),
+                    bare,
+                    room.auth_state(),
+                    version,
+                )
             else:
-                self.assert_refused(rule(version, "member", "join", "otherwise"), event, room.auth_state(), version)
+                self.assert_refused(
+                    rule(version, "member", "join", "otherwise"), event, room.auth_state(), version
+                )
 
     def test_knock_restricted_lets_invited_join(self):
         """knock_restricted (v10+): an invited user joins without an authoriser."""
@@ -254,33 +312,45 @@ class InviteRuleTests(AuthAssertions, unittest.TestCase):
         """A joined member at the invite level (default 0) may invite an outsider."""
         for version in COMMON:
             room = room_with_members(version)
-            self.assert_allowed(membership_event(room, CAROL, "invite", sender=BOB), room.auth_state(), version)
+            self.assert_allowed(
+                membership_event(room, CAROL, "invite", sender=BOB), room.auth_state(), version
+            )
 
     def test_sender_not_joined_refused(self):
         """x.2: an outsider cannot invite."""
         for version in COMMON:
             room = room_with_members(version)
             event = membership_event(room, CAROL, "invite", sender=DAVE)
-            self.assert_refused(rule(version, "member", "invite", "2"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "member", "invite", "2"), event, room.auth_state(), version
+            )
 
     def test_target_joined_or_banned_refused(self):
         """x.3: a joined or banned user cannot be invited."""
         for version in COMMON:
             room = room_with_members(version)
             event = membership_event(room, BOB, "invite", sender=MOD)
-            self.assert_refused(rule(version, "member", "invite", "3"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "member", "invite", "3"), event, room.auth_state(), version
+            )
             room.member(CAROL, "ban", sender=MOD)
             event = membership_event(room, CAROL, "invite", sender=MOD)
-            self.assert_refused(rule(version, "member", "invite", "3"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "member", "invite", "3"), event, room.auth_state(), version
+            )
 
     def test_below_invite_level_refused(self):
         """x.5: a member below the invite level cannot invite; x.4: one at it can."""
         for version in COMMON:
             users = {MOD: 50} if version == "12" else {ALICE: 100, MOD: 50}
             room = room_with_members(version, power_levels={"users": users, "invite": 50})
-            self.assert_allowed(membership_event(room, CAROL, "invite", sender=MOD), room.auth_state(), version)
+            self.assert_allowed(
+                membership_event(room, CAROL, "invite", sender=MOD), room.auth_state(), version
+            )
             event = membership_event(room, CAROL, "invite", sender=BOB)
-            self.assert_refused(rule(version, "member", "invite", "5"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "member", "invite", "5"), event, room.auth_state(), version
+            )
 
 
 class ThirdPartyInviteRuleTests(AuthAssertions, unittest.TestCase):
@@ -291,9 +361,16 @@ class ThirdPartyInviteRuleTests(AuthAssertions, unittest.TestCase):
         public_key = encode_base64(self.signing_key.verify_key.encode())
         room = room_with_members(version)
         if key_field == "public_key":
-            content = {"display_name": "c...", "public_key": public_key, "key_validity_url": "https://id/x"}
+            content = {
+                "display_name": "c...",
+                "public_key": public_key,
+                "key_validity_url": "https://id/x",
+            }
         else:
-            content = {"display_name": "c...", "public_keys": [{"public_key": "AAAA"}, {"public_key": public_key}]}
+            content = {
+                "display_name": "c...",
+                "public_keys": [{"public_key": "AAAA"}, {"public_key": public_key}],
+            }
         room.send("m.room.third_party_invite", BOB, token, content)
         return room
 
@@ -306,7 +383,9 @@ class ThirdPartyInviteRuleTests(AuthAssertions, unittest.TestCase):
         return membership_event(room, target, "invite", sender=sender, **content)
 
     def refused(self, version, sub, event, room):
-        self.assert_refused(rule(version, "member", "invite", "1", sub), event, room.auth_state(), version)
+        self.assert_refused(
+            rule(version, "member", "invite", "1", sub), event, room.auth_state(), version
+        )
 
     def test_valid_signature_allowed(self):
         """x.1.7: a signature by the invite's public_key (or one of public_keys) allows the invite."""
@@ -327,7 +406,9 @@ class ThirdPartyInviteRuleTests(AuthAssertions, unittest.TestCase):
         """x.1.2: third_party_invite without signed is refused."""
         for version in COMMON:
             room = self.setup(version)
-            event = membership_event(room, CAROL, "invite", sender=BOB, third_party_invite={"display_name": "c"})
+            event = membership_event(
+                room, CAROL, "invite", sender=BOB, third_party_invite={"display_name": "c"}
+            )
             self.refused(version, "2", event, room)
 
     def test_signed_without_mxid_or_token_refused(self):
@@ -388,10 +469,14 @@ class LeaveRuleTests(AuthAssertions, unittest.TestCase):
         for version in COMMON:
             room = room_with_members(version)
             event = membership_event(room, CAROL, "leave")
-            self.assert_refused(rule(version, "member", "leave", "1"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "member", "leave", "1"), event, room.auth_state(), version
+            )
             room.member(CAROL, "ban", sender=MOD)
             event = membership_event(room, CAROL, "leave")
-            self.assert_refused(rule(version, "member", "leave", "1"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "member", "leave", "1"), event, room.auth_state(), version
+            )
 
     def test_leave_from_knock(self):
         """v7+: a knocking user may retract the knock; before v7 a knock membership is not a way out."""
@@ -402,7 +487,9 @@ class LeaveRuleTests(AuthAssertions, unittest.TestCase):
             if int(version) >= 7:
                 self.assert_allowed(event, room.auth_state(), version)
             else:
-                self.assert_refused(rule(version, "member", "leave", "1"), event, room.auth_state(), version)
+                self.assert_refused(
+                    rule(version, "member", "leave", "1"), event, room.auth_state(), version
+                )
 
     def test_kick_needs_joined_sender(self):
         """x.2: a user who is not joined cannot kick."""
@@ -410,15 +497,21 @@ class LeaveRuleTests(AuthAssertions, unittest.TestCase):
             room = room_with_members(version)
             room.member(MOD, "leave")
             event = membership_event(room, BOB, "leave", sender=MOD)
-            self.assert_refused(rule(version, "member", "leave", "2"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "member", "leave", "2"), event, room.auth_state(), version
+            )
 
     def test_kick(self):
         """x.4: at the kick level and above the target, a kick is allowed; x.5: otherwise refused."""
         for version in COMMON:
             room = room_with_members(version)
-            self.assert_allowed(membership_event(room, BOB, "leave", sender=MOD), room.auth_state(), version)
+            self.assert_allowed(
+                membership_event(room, BOB, "leave", sender=MOD), room.auth_state(), version
+            )
             event = membership_event(room, MOD, "leave", sender=BOB)
-            self.assert_refused(rule(version, "member", "leave", "5"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "member", "leave", "5"), event, room.auth_state(), version
+            )
 
     def test_kick_equal_power_refused(self):
         """x.5: a kick of a user with the same power level is refused."""
@@ -426,7 +519,9 @@ class LeaveRuleTests(AuthAssertions, unittest.TestCase):
             users = {MOD: 50, BOB: 50} if version == "12" else {ALICE: 100, MOD: 50, BOB: 50}
             room = room_with_members(version, power_levels={"users": users})
             event = membership_event(room, BOB, "leave", sender=MOD)
-            self.assert_refused(rule(version, "member", "leave", "5"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "member", "leave", "5"), event, room.auth_state(), version
+            )
 
     def test_unban_needs_ban_level(self):
         """x.3: unbanning (leave over ban) needs the ban level as well as the kick level."""
@@ -435,7 +530,9 @@ class LeaveRuleTests(AuthAssertions, unittest.TestCase):
             room = room_with_members(version, power_levels={"users": users, "ban": 60, "kick": 50})
             room.member(CAROL, "ban", sender=ALICE)
             event = membership_event(room, CAROL, "leave", sender=MOD)
-            self.assert_refused(rule(version, "member", "leave", "3"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "member", "leave", "3"), event, room.auth_state(), version
+            )
             event = membership_event(room, CAROL, "leave", sender=ALICE)
             self.assert_allowed(event, room.auth_state(), version)
 
@@ -444,7 +541,9 @@ class LeaveRuleTests(AuthAssertions, unittest.TestCase):
         room = room_with_members("12", power_levels={"users": {MOD: 100}})
         event = membership_event(room, ALICE, "leave", sender=MOD)
         self.assert_refused("5.5.5", event, room.auth_state(), "12")
-        self.assert_allowed(membership_event(room, MOD, "leave", sender=ALICE), room.auth_state(), "12")
+        self.assert_allowed(
+            membership_event(room, MOD, "leave", sender=ALICE), room.auth_state(), "12"
+        )
 
 
 class BanRuleTests(AuthAssertions, unittest.TestCase):
@@ -454,10 +553,16 @@ class BanRuleTests(AuthAssertions, unittest.TestCase):
         """x.2: at the ban level and above the target, a ban is allowed; x.3: below, refused."""
         for version in COMMON:
             room = room_with_members(version)
-            self.assert_allowed(membership_event(room, BOB, "ban", sender=MOD), room.auth_state(), version)
-            self.assert_allowed(membership_event(room, CAROL, "ban", sender=MOD), room.auth_state(), version)
+            self.assert_allowed(
+                membership_event(room, BOB, "ban", sender=MOD), room.auth_state(), version
+            )
+            self.assert_allowed(
+                membership_event(room, CAROL, "ban", sender=MOD), room.auth_state(), version
+            )
             event = membership_event(room, CAROL, "ban", sender=BOB)
-            self.assert_refused(rule(version, "member", "ban", "3"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "member", "ban", "3"), event, room.auth_state(), version
+            )
 
     def test_below_ban_level_refused(self):
         """x.3: a sender above the target but below the ban level cannot ban."""
@@ -465,7 +570,9 @@ class BanRuleTests(AuthAssertions, unittest.TestCase):
             users = {MOD: 50} if version == "12" else {ALICE: 100, MOD: 50}
             room = room_with_members(version, power_levels={"users": users, "ban": 60})
             event = membership_event(room, BOB, "ban", sender=MOD)
-            self.assert_refused(rule(version, "member", "ban", "3"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "member", "ban", "3"), event, room.auth_state(), version
+            )
             event = membership_event(room, BOB, "ban", sender=ALICE)
             self.assert_allowed(event, room.auth_state(), version)
 
@@ -474,14 +581,18 @@ class BanRuleTests(AuthAssertions, unittest.TestCase):
         for version in COMMON:
             room = room_with_members(version)
             event = membership_event(room, BOB, "ban", sender=DAVE)
-            self.assert_refused(rule(version, "member", "ban", "1"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "member", "ban", "1"), event, room.auth_state(), version
+            )
 
     def test_equal_or_higher_target_refused(self):
         """x.3: a user at or above the sender's level cannot be banned by them."""
         for version in COMMON:
             room = room_with_members(version)
             event = membership_event(room, ALICE, "ban", sender=MOD)
-            self.assert_refused(rule(version, "member", "ban", "3"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "member", "ban", "3"), event, room.auth_state(), version
+            )
 
 
 class KnockRuleTests(AuthAssertions, unittest.TestCase):
@@ -499,7 +610,9 @@ class KnockRuleTests(AuthAssertions, unittest.TestCase):
             for join_rule in ("invite", "public"):
                 room = room_with_members(version, join_rule=join_rule)
                 event = membership_event(room, CAROL, "knock")
-                self.assert_refused(rule(version, "member", "knock", "1"), event, room.auth_state(), version)
+                self.assert_refused(
+                    rule(version, "member", "knock", "1"), event, room.auth_state(), version
+                )
 
     def test_knock_restricted_from_v10(self):
         """x.1: knock_restricted allows knocks from v10; in v8/v9 it does not."""
@@ -509,14 +622,18 @@ class KnockRuleTests(AuthAssertions, unittest.TestCase):
             if int(version) >= 10:
                 self.assert_allowed(event, room.auth_state(), version)
             else:
-                self.assert_refused(rule(version, "member", "knock", "1"), event, room.auth_state(), version)
+                self.assert_refused(
+                    rule(version, "member", "knock", "1"), event, room.auth_state(), version
+                )
 
     def test_knock_for_someone_else_refused(self):
         """x.2: a user can only knock for themselves."""
         for version in KNOCKING:
             room = room_with_members(version, join_rule="knock")
             event = membership_event(room, CAROL, "knock", sender=DAVE)
-            self.assert_refused(rule(version, "member", "knock", "2"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "member", "knock", "2"), event, room.auth_state(), version
+            )
 
     def test_invited_joined_or_banned_refused(self):
         """x.4: invited, joined and banned users cannot knock."""
@@ -526,11 +643,15 @@ class KnockRuleTests(AuthAssertions, unittest.TestCase):
             room.member(DAVE, "ban", sender=MOD)
             for user in (CAROL, DAVE, BOB):
                 event = membership_event(room, user, "knock")
-                self.assert_refused(rule(version, "member", "knock", "4"), event, room.auth_state(), version)
+                self.assert_refused(
+                    rule(version, "member", "knock", "4"), event, room.auth_state(), version
+                )
 
     def test_knock_unknown_before_v7(self):
         """Before v7, knock is an unknown membership."""
         for version in ["1", "3", "6"]:
             room = room_with_members(version, join_rule="knock")
             event = membership_event(room, CAROL, "knock")
-            self.assert_refused(rule(version, "member", "unknown"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "member", "unknown"), event, room.auth_state(), version
+            )

@@ -46,7 +46,9 @@ class IntegerRuleTests(AuthAssertions, unittest.TestCase):
             room = levels_room(version)
             event = changed_levels(room, ban="50")
             if int(version) >= 10:
-                self.assert_refused(rule(version, "power_levels", "integers"), event, room.auth_state(), version)
+                self.assert_refused(
+                    rule(version, "power_levels", "integers"), event, room.auth_state(), version
+                )
             else:
                 self.assert_allowed(event, room.auth_state(), version)
             self.assert_allowed(changed_levels(room, ban=50), room.auth_state(), version)
@@ -56,7 +58,9 @@ class IntegerRuleTests(AuthAssertions, unittest.TestCase):
         for version in ["10", "11", "12"]:
             room = levels_room(version)
             event = changed_levels(room, kick=True)
-            self.assert_refused(rule(version, "power_levels", "integers"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "power_levels", "integers"), event, room.auth_state(), version
+            )
 
     def test_events_and_notifications_maps(self):
         """From v10, events and notifications must be objects of integers (x.2)."""
@@ -68,14 +72,20 @@ class IntegerRuleTests(AuthAssertions, unittest.TestCase):
             ):
                 event = changed_levels(room, **change)
                 if int(version) >= 10:
-                    self.assert_refused(rule(version, "power_levels", "maps"), event, room.auth_state(), version)
+                    self.assert_refused(
+                        rule(version, "power_levels", "maps"), event, room.auth_state(), version
+                    )
                 else:
                     self.assert_allowed(event, room.auth_state(), version)
-            self.assert_allowed(changed_levels(room, events={"m.room.topic": 10}), room.auth_state(), version)
+            self.assert_allowed(
+                changed_levels(room, events={"m.room.topic": 10}), room.auth_state(), version
+            )
         for version in ["10", "12"]:
             room = levels_room(version)
             event = changed_levels(room, events=["m.room.topic"])
-            self.assert_refused(rule(version, "power_levels", "maps"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "power_levels", "maps"), event, room.auth_state(), version
+            )
 
 
 class UsersRuleTests(AuthAssertions, unittest.TestCase):
@@ -87,24 +97,34 @@ class UsersRuleTests(AuthAssertions, unittest.TestCase):
             room = levels_room(version)
             users = dict(room.state[("m.room.power_levels", "")]["content"]["users"], bob=0)
             event = changed_levels(room, users=users)
-            self.assert_refused(rule(version, "power_levels", "users"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "power_levels", "users"), event, room.auth_state(), version
+            )
 
     def test_non_integer_value_refused(self):
         """A value that is no integer (nor, before v10, an integer string) is refused."""
         for version in VERSIONS:
             room = levels_room(version)
-            users = dict(room.state[("m.room.power_levels", "")]["content"]["users"], **{BOB: "ten"})
+            users = dict(
+                room.state[("m.room.power_levels", "")]["content"]["users"], **{BOB: "ten"}
+            )
             event = changed_levels(room, users=users)
-            self.assert_refused(rule(version, "power_levels", "users"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "power_levels", "users"), event, room.auth_state(), version
+            )
 
     def test_string_value(self):
         """An integer string is accepted before v10 and refused from v10."""
         for version in VERSIONS:
             room = levels_room(version)
-            users = dict(room.state[("m.room.power_levels", "")]["content"]["users"], **{BOB: " 10 "})
+            users = dict(
+                room.state[("m.room.power_levels", "")]["content"]["users"], **{BOB: " 10 "}
+            )
             event = changed_levels(room, users=users)
             if int(version) >= 10:
-                self.assert_refused(rule(version, "power_levels", "users"), event, room.auth_state(), version)
+                self.assert_refused(
+                    rule(version, "power_levels", "users"), event, room.auth_state(), version
+                )
             else:
                 self.assert_allowed(event, room.auth_state(), version)
 
@@ -117,7 +137,9 @@ class UsersRuleTests(AuthAssertions, unittest.TestCase):
             if int(version) <= 5:
                 self.assert_allowed(event, room.auth_state(), version)
             else:
-                self.assert_refused(rule(version, "power_levels", "users"), event, room.auth_state(), version)
+                self.assert_refused(
+                    rule(version, "power_levels", "users"), event, room.auth_state(), version
+                )
 
 
 class CreatorsRuleTests(AuthAssertions, unittest.TestCase):
@@ -130,17 +152,23 @@ class CreatorsRuleTests(AuthAssertions, unittest.TestCase):
         for creator in (ALICE, CAROL):
             event = changed_levels(room, sender=ALICE, users={creator: 100})
             self.assert_refused("10.4", event, room.auth_state(), "12")
-        self.assert_allowed(changed_levels(room, sender=ALICE, users={MOD: 100}), room.auth_state(), "12")
+        self.assert_allowed(
+            changed_levels(room, sender=ALICE, users={MOD: 100}), room.auth_state(), "12"
+        )
 
     def test_listing_creator_allowed_before_v12(self):
         """Before v12 the creator is listed in users as usual."""
         room = levels_room("11")
-        self.assert_allowed(changed_levels(room, sender=ALICE, users={ALICE: 100, MOD: 60}), room.auth_state(), "11")
+        self.assert_allowed(
+            changed_levels(room, sender=ALICE, users={ALICE: 100, MOD: 60}), room.auth_state(), "11"
+        )
 
     def test_creators_unlimited(self):
         """v12: a creator may set any level, however high."""
         room = levels_room("12")
-        event = changed_levels(room, sender=ALICE, users={MOD: 10**9}, ban=10**9, events={"m.room.name": 10**9})
+        event = changed_levels(
+            room, sender=ALICE, users={MOD: 10**9}, ban=10**9, events={"m.room.name": 10**9}
+        )
         self.assert_allowed(event, room.auth_state(), "12")
 
 
@@ -160,7 +188,9 @@ class FirstPowerLevelsTests(AuthAssertions, unittest.TestCase):
                 continue
             room.send("m.room.power_levels", ALICE, "", {"users": {ALICE: 100}})
             again = room.new_event("m.room.power_levels", ALICE, "", content)
-            self.assert_refused(rule(version, "power_levels", "top_level", "2"), again, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "power_levels", "top_level", "2"), again, room.auth_state(), version
+            )
 
 
 class TopLevelChangeTests(AuthAssertions, unittest.TestCase):
@@ -179,15 +209,21 @@ class TopLevelChangeTests(AuthAssertions, unittest.TestCase):
             room = levels_room(version, ban=60)
             expected = rule(version, "power_levels", "top_level", "1")
             self.assert_refused(expected, changed_levels(room, ban=40), room.auth_state(), version)
-            self.assert_refused(expected, changed_levels(room, ban=None), room.auth_state(), version)
+            self.assert_refused(
+                expected, changed_levels(room, ban=None), room.auth_state(), version
+            )
 
     def test_new_value_above_sender_refused(self):
         """.2: adding or raising a level above the sender's is refused."""
         for version in VERSIONS:
             room = levels_room(version)
             expected = rule(version, "power_levels", "top_level", "2")
-            self.assert_refused(expected, changed_levels(room, redact=70), room.auth_state(), version)
-            self.assert_refused(expected, changed_levels(room, users_default=51), room.auth_state(), version)
+            self.assert_refused(
+                expected, changed_levels(room, redact=70), room.auth_state(), version
+            )
+            self.assert_refused(
+                expected, changed_levels(room, users_default=51), room.auth_state(), version
+            )
 
     def test_string_and_integer_equal_before_v10(self):
         """Before v10, "60" and 60 are the same level, so rewriting one as the other is no change."""
@@ -195,8 +231,10 @@ class TopLevelChangeTests(AuthAssertions, unittest.TestCase):
             room = levels_room(version, ban="60")
             self.assert_allowed(changed_levels(room, ban=60), room.auth_state(), version)
             self.assert_refused(
-                rule(version, "power_levels", "top_level", "1"), changed_levels(room, ban=59),
-                room.auth_state(), version,
+                rule(version, "power_levels", "top_level", "1"),
+                changed_levels(room, ban=59),
+                room.auth_state(),
+                version,
             )
 
 
@@ -210,12 +248,25 @@ class MappedLevelChangeTests(AuthAssertions, unittest.TestCase):
             old = rule(version, "power_levels", "events_old", "1")
             new = rule(version, "power_levels", "events_new", "1")
             state = room.auth_state()
-            self.assert_allowed(changed_levels(room, events={"m.room.name": 80, "m.room.topic": 50}), state, version)
-            self.assert_refused(old, changed_levels(room, events={"m.room.name": 10, "m.room.topic": 40}), state, version)
-            self.assert_refused(old, changed_levels(room, events={"m.room.topic": 40}), state, version)
+            self.assert_allowed(
+                changed_levels(room, events={"m.room.name": 80, "m.room.topic": 50}), state, version
+            )
             self.assert_refused(
-                new, changed_levels(room, events={"m.room.name": 80, "m.room.topic": 40, "m.room.avatar": 51}),
-                state, version,
+                old,
+                changed_levels(room, events={"m.room.name": 10, "m.room.topic": 40}),
+                state,
+                version,
+            )
+            self.assert_refused(
+                old, changed_levels(room, events={"m.room.topic": 40}), state, version
+            )
+            self.assert_refused(
+                new,
+                changed_levels(
+                    room, events={"m.room.name": 80, "m.room.topic": 40, "m.room.avatar": 51}
+                ),
+                state,
+                version,
             )
 
     def test_notifications_protected_from_v6(self):
@@ -226,9 +277,21 @@ class MappedLevelChangeTests(AuthAssertions, unittest.TestCase):
             raised = levels_room(version)
             too_high = changed_levels(raised, notifications={"room": 90})
             if int(version) >= 6:
-                self.assert_refused(rule(version, "power_levels", "events_old", "1"), lowered, room.auth_state(), version)
-                self.assert_refused(rule(version, "power_levels", "events_new", "1"), too_high, raised.auth_state(), version)
-                self.assert_allowed(changed_levels(raised, notifications={"room": 50}), raised.auth_state(), version)
+                self.assert_refused(
+                    rule(version, "power_levels", "events_old", "1"),
+                    lowered,
+                    room.auth_state(),
+                    version,
+                )
+                self.assert_refused(
+                    rule(version, "power_levels", "events_new", "1"),
+                    too_high,
+                    raised.auth_state(),
+                    version,
+                )
+                self.assert_allowed(
+                    changed_levels(raised, notifications={"room": 50}), raised.auth_state(), version
+                )
             else:
                 self.assert_allowed(lowered, room.auth_state(), version)
                 self.assert_allowed(too_high, raised.auth_state(), version)
@@ -253,20 +316,37 @@ class UserLevelChangeTests(AuthAssertions, unittest.TestCase):
             room = levels_room(version, users={CAROL: 50})
             expected = rule(version, "power_levels", "users_old", "1")
             state = room.auth_state()
-            self.assert_refused(expected, changed_levels(room, users=self.users(room, carol=10)), state, version)
-            self.assert_refused(expected, changed_levels(room, users=self.users(room, carol=None)), state, version)
+            self.assert_refused(
+                expected, changed_levels(room, users=self.users(room, carol=10)), state, version
+            )
+            self.assert_refused(
+                expected, changed_levels(room, users=self.users(room, carol=None)), state, version
+            )
             if version != "12":
-                self.assert_refused(expected, changed_levels(room, users=self.users(room, alice=None)), state, version)
+                self.assert_refused(
+                    expected,
+                    changed_levels(room, users=self.users(room, alice=None)),
+                    state,
+                    version,
+                )
 
     def test_lower_users_and_self(self):
         """The sender may change users below them and lower their own level."""
         for version in VERSIONS:
             room = levels_room(version, users={BOB: 10})
             state = room.auth_state()
-            self.assert_allowed(changed_levels(room, users=self.users(room, bob=40)), state, version)
-            self.assert_allowed(changed_levels(room, users=self.users(room, bob=None)), state, version)
-            self.assert_allowed(changed_levels(room, users=self.users(room, mod=20)), state, version)
-            self.assert_allowed(changed_levels(room, users=self.users(room, carol=50)), state, version)
+            self.assert_allowed(
+                changed_levels(room, users=self.users(room, bob=40)), state, version
+            )
+            self.assert_allowed(
+                changed_levels(room, users=self.users(room, bob=None)), state, version
+            )
+            self.assert_allowed(
+                changed_levels(room, users=self.users(room, mod=20)), state, version
+            )
+            self.assert_allowed(
+                changed_levels(room, users=self.users(room, carol=50)), state, version
+            )
 
     def test_new_level_above_sender_refused(self):
         """users_new: granting a level above the sender's, even to themselves, is refused."""
@@ -274,13 +354,19 @@ class UserLevelChangeTests(AuthAssertions, unittest.TestCase):
             room = levels_room(version)
             expected = rule(version, "power_levels", "users_new", "1")
             state = room.auth_state()
-            self.assert_refused(expected, changed_levels(room, users=self.users(room, bob=51)), state, version)
-            self.assert_refused(expected, changed_levels(room, users=self.users(room, mod=51)), state, version)
+            self.assert_refused(
+                expected, changed_levels(room, users=self.users(room, bob=51)), state, version
+            )
+            self.assert_refused(
+                expected, changed_levels(room, users=self.users(room, mod=51)), state, version
+            )
 
     def test_float_equal_after_truncation(self):
         """v1-v5: 10.7 and 10 are the same level, so rewriting one as the other is no change."""
         room = levels_room("3", users={CAROL: 50.9})
-        self.assert_allowed(changed_levels(room, users=self.users(room, carol=50)), room.auth_state(), "3")
+        self.assert_allowed(
+            changed_levels(room, users=self.users(room, carol=50)), room.auth_state(), "3"
+        )
 
 
 levels = st.one_of(st.none(), st.integers(min_value=-500, max_value=500))
@@ -321,9 +407,13 @@ class PowerLevelArithmeticTests(AuthAssertions, unittest.TestCase):
             users[CAROL] = new
         event = changed_levels(room, users=users)
         if old != new and old is not None and old >= sender_level:
-            self.assert_refused(rule(version, "power_levels", "users_old", "1"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "power_levels", "users_old", "1"), event, room.auth_state(), version
+            )
         elif old != new and new is not None and new > sender_level:
-            self.assert_refused(rule(version, "power_levels", "users_new", "1"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "power_levels", "users_new", "1"), event, room.auth_state(), version
+            )
         else:
             self.assert_allowed(event, room.auth_state(), version)
 
@@ -331,7 +421,9 @@ class PowerLevelArithmeticTests(AuthAssertions, unittest.TestCase):
     @given(
         version=st.sampled_from(["1", "10", "12"]),
         sender_level=st.integers(min_value=-500, max_value=500),
-        key=st.sampled_from(["users_default", "events_default", "state_default", "ban", "redact", "kick", "invite"]),
+        key=st.sampled_from(
+            ["users_default", "events_default", "state_default", "ban", "redact", "kick", "invite"]
+        ),
         old=levels,
         new=levels,
     )
@@ -340,9 +432,13 @@ class PowerLevelArithmeticTests(AuthAssertions, unittest.TestCase):
         room = arithmetic_room(version, sender_level, key, old)
         event = changed_levels(room, **{key: new})
         if old != new and old is not None and old > sender_level:
-            self.assert_refused(rule(version, "power_levels", "top_level", "1"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "power_levels", "top_level", "1"), event, room.auth_state(), version
+            )
         elif old != new and new is not None and new > sender_level:
-            self.assert_refused(rule(version, "power_levels", "top_level", "2"), event, room.auth_state(), version)
+            self.assert_refused(
+                rule(version, "power_levels", "top_level", "2"), event, room.auth_state(), version
+            )
         else:
             self.assert_allowed(event, room.auth_state(), version)
 
