@@ -1,0 +1,1 @@
+"""Interoperability and end-to-end tests against real homeserver processes (Synapse, mxref)."""
