@@ -45,6 +45,19 @@ Callers of :func:`check_auth` must still pass the create event inside
 ``auth_events`` (alongside the event's auth events or the state), because rules
 2, 4, 5.3.1 and the creators' infinite power all read it.
 
+Readings of the spec where it leaves room (each is what the spec's words say):
+
+- No ``m.room.join_rules`` event means no join rule: only the creator's first
+  join passes (some servers assume ``invite`` instead).
+- Power level changes compare the values present in the old and new content;
+  an added key has no "current value" and a removed key no "new value".
+- Before v10, ``"50"`` and ``50`` are the same level (before v6 also ``50.7``),
+  so rewriting one as the other is not a change; a value the version does not
+  accept reads as the default (or, in the change rules, as absent).
+- The v12 page numbers the ``auth_events`` sub-rules 3.1, 3.2, 3.3, 3.5 (rule
+  3.4, "a create event is among them", was dropped without renumbering); the
+  numbers here follow that text.
+
 Events are plain PDU dicts as mxref stores them: they carry ``event_id`` (for v3
 and later the ID computed from the reference hash). ``prev_events`` and
 ``auth_events`` may be lists of IDs or, in v1/v2, ``[event_id, hashes]`` pairs.
@@ -641,7 +654,9 @@ def _check_membership(check: _AuthCheck) -> None:
 
 
 def _check_authorising_server_signed(check: _AuthCheck) -> None:
-    """Rule 4.2 (v8+): the join is signed by the authorising user's server.
+    """Rule 4.2 (v8-v11; 5.2 in v12): signed by the server of ``join_authorised_via_users_server``.
+
+    The rule applies whatever the membership, as the spec words it.
 
     Only the presence of a signature from that server is checked here; it is
     verified cryptographically with the other signatures before auth (by
@@ -676,6 +691,31 @@ def _is_first_join_of_creator(check: _AuthCheck) -> bool:
     return check.event.get("state_key") == creator
 
 
+def _invite_join_rules(version: RoomVersion) -> tuple:
+    """Join rules under which invited users may join: ``invite``, and ``knock`` from v7."""
+    return ("invite", "knock") if version.knock_join_rule else ("invite",)
+
+
+def _restricted_join_rules(version: RoomVersion) -> tuple:
+    """``restricted`` from v8 and ``knock_restricted`` from v10."""
+    rules = ()
+    if version.restricted_join_rule:
+        rules += ("restricted",)
+    if version.knock_restricted_join_rule:
+        rules += ("knock_restricted",)
+    return rules
+
+
+def _knock_join_rules(version: RoomVersion) -> tuple:
+    """Join rules that accept knocks: ``knock`` from v7 and ``knock_restricted`` from v10."""
+    rules = ()
+    if version.knock_join_rule:
+        rules += ("knock",)
+    if version.knock_restricted_join_rule:
+        rules += ("knock_restricted",)
+    return rules
+
+
 def _check_join(check: _AuthCheck) -> None:
     """``membership`` is ``join``."""
     if _is_first_join_of_creator(check):
@@ -687,15 +727,9 @@ def _check_join(check: _AuthCheck) -> None:
     if current == "ban":
         check.refuse("join_banned", "the sender is banned")
     join_rule = check.join_rule
-    invite_rules = ("invite", "knock") if version.knock_join_rule else ("invite",)
-    if join_rule in invite_rules and current in ("invite", "join"):
+    if join_rule in _invite_join_rules(version) and current in ("invite", "join"):
         return
-    restricted_rules = ()
-    if version.restricted_join_rule:
-        restricted_rules = ("restricted", "knock_restricted")
-        if not version.knock_restricted_join_rule:
-            restricted_rules = ("restricted",)
-    if join_rule in restricted_rules:
+    if join_rule in _restricted_join_rules(version):
         _check_restricted_join(check, current)
         return
     if join_rule == "public":
@@ -845,9 +879,7 @@ def _check_ban(check: _AuthCheck) -> None:
 
 def _check_knock(check: _AuthCheck) -> None:
     """``membership`` is ``knock`` (v7+)."""
-    knock_rules = (
-        ("knock", "knock_restricted") if check.version.knock_restricted_join_rule else ("knock",)
-    )
+    knock_rules = _knock_join_rules(check.version)
     if check.join_rule not in knock_rules:
         check.refuse("knock.1", f"the join rule must be {' or '.join(knock_rules)} to knock")
     if check.sender != check.event["state_key"]:
