@@ -336,7 +336,7 @@ class RoomIdRuleTests(AuthAssertions, unittest.TestCase):
 class AuthEventsListTests(unittest.TestCase):
     """Rules 2.1-2.5 (3.x in v12): the event's own auth_events list."""
 
-    VERSIONS = ["1", "3", "6", "10", "11", "12"]
+    VERSIONS = ALL_VERSIONS
 
     def setup(self, version):
         room = room_with_members(version)
@@ -434,7 +434,7 @@ class AuthEventsListTests(unittest.TestCase):
 class FederateRuleTests(AuthAssertions, unittest.TestCase):
     """Rule 3 (4 in v12): m.federate false keeps other servers out."""
 
-    VERSIONS = ["1", "3", "6", "10", "11", "12"]
+    VERSIONS = ALL_VERSIONS
 
     def test_local_users_allowed(self):
         """In an unfederated room, a user on the creator's server may join."""
@@ -517,7 +517,7 @@ class SenderJoinedRuleTests(AuthAssertions, unittest.TestCase):
 
     def test_member_allowed_others_refused(self):
         """A joined user may send a message; a user who left, was invited or never joined may not."""
-        for version in ["1", "3", "6", "10", "11", "12"]:
+        for version in ALL_VERSIONS:
             room = room_with_members(version)
             joined = room.new_event("m.room.message", "@bob:b.example", content={"body": "x"})
             self.assert_allowed(joined, room.auth_state(), version)
@@ -534,7 +534,7 @@ class ThirdPartyInviteEventRuleTests(AuthAssertions, unittest.TestCase):
 
     def test_invite_level_decides(self):
         """A member at the invite level may send it, even below state_default; below it is refused."""
-        for version in ["1", "3", "6", "10", "12"]:
+        for version in ALL_VERSIONS:
             levels = {"users": {"@mod:a.example": 50}, "invite": 20, "users_default": 20}
             if version != "12":
                 levels["users"]["@alice:a.example"] = 100
@@ -555,7 +555,7 @@ class ThirdPartyInviteEventRuleTests(AuthAssertions, unittest.TestCase):
 class RequiredPowerLevelRuleTests(AuthAssertions, unittest.TestCase):
     """Rule 8 (7 in v6-v11): the event type's required power level."""
 
-    VERSIONS = ["1", "3", "6", "10", "11", "12"]
+    VERSIONS = ALL_VERSIONS
 
     def test_state_default_and_events_default(self):
         """A level-0 member may send messages but not state (state_default 50)."""
@@ -601,7 +601,7 @@ class StateKeyRuleTests(AuthAssertions, unittest.TestCase):
 
     def test_own_and_other_user_state_keys(self):
         """The moderator may set state keyed by their own user ID, not by another user's."""
-        for version in ["1", "3", "6", "10", "11", "12"]:
+        for version in ALL_VERSIONS:
             room = room_with_members(version)
             own = room.new_event("org.example.status", "@mod:a.example", "@mod:a.example", {})
             self.assert_allowed(own, room.auth_state(), version)
