@@ -23,6 +23,7 @@ iterative, so a long auth chain cannot exhaust Python's recursion limit.
 
 import hashlib
 import heapq
+import itertools
 import math
 
 from mxref.errors import AuthError
@@ -47,8 +48,10 @@ def auth_event_ids(event: dict) -> list:
     Room versions 1 and 2 list ``[event_id, {"sha256": ...}]`` pairs; later versions list
     plain event IDs.
     """
-    references = event.get("auth_events") or ()
-    return [ref if isinstance(ref, str) else ref[0] for ref in references]
+    references = event.get("auth_events") or []
+    if not references or isinstance(references[0], str):
+        return references  # v3 and later: already a list of IDs
+    return [ref[0] for ref in references]
 
 
 def state_key_of(event: dict) -> tuple:
@@ -93,17 +96,14 @@ def unconflicted_and_conflicted(state_sets) -> tuple:
     state_sets = list(state_sets)
     if not state_sets:
         return {}, set()
-    first, others = state_sets[0], state_sets[1:]
-    unconflicted = {
-        key: event_id
-        for key, event_id in first.items()
-        if all(other.get(key, None) == event_id for other in others)
-    }
-    conflicted = set()
-    for state_set in state_sets:
-        for key, event_id in state_set.items():
-            if key not in unconflicted:
-                conflicted.add(event_id)
+    unconflicted = state_sets[0]
+    for other in state_sets[1:]:
+        unconflicted = {k: v for k, v in unconflicted.items() if other.get(k) == v}
+    unconflicted = dict(unconflicted)
+    # An event ID names one event, so one key: an ID that is unconflicted somewhere is
+    # unconflicted everywhere, and every other ID is conflicted.
+    conflicted = set().union(*(state_set.values() for state_set in state_sets))
+    conflicted.difference_update(unconflicted.values())
     return unconflicted, conflicted
 
 
@@ -139,13 +139,22 @@ def _reachable_by_auth_events(start_ids, events: dict, excluded=frozenset()) -> 
 def _full_auth_chain(event_ids, events: dict, excluded=frozenset()) -> set:
     """The union of the auth chains of ``event_ids`` (without those events themselves,
     unless one is in another's chain), not entering ``excluded``."""
-    parents = [
-        parent_id
-        for event_id in event_ids
-        if event_id in events
-        for parent_id in auth_event_ids(events[event_id])
-    ]
-    return _reachable_by_auth_events(parents, events, excluded)
+    return _reachable_by_auth_events(_all_auth_event_ids(event_ids, events), events, excluded)
+
+
+def _all_auth_event_ids(event_ids, events: dict) -> set:
+    """The IDs cited in the ``auth_events`` of any of ``event_ids`` (a bulk auth_event_ids).
+
+    Written for speed: this runs over every event of a large room's state.
+    """
+    references = list(
+        itertools.chain.from_iterable(
+            events[event_id].get("auth_events") or () for event_id in event_ids if event_id in events
+        )
+    )
+    if references and not isinstance(references[0], str):
+        references = [reference[0] for reference in references]  # v1/v2 [id, hashes] pairs
+    return set(references)
 
 
 def auth_difference(state_sets, events: dict) -> set:
@@ -218,7 +227,7 @@ def conflicted_state_subgraph(conflicted_ids, events: dict) -> set:
 # --- Orderings --------------------------------------------------------------------------------
 
 
-def _create_event_for(event: dict, events: dict, room_version):
+def _create_event_for(event: dict, events: dict):
     """In room version 12 the create event is never cited: its ID is ``$`` + the room ID's
     opaque part. Returns the create event dict, or None if it is not at hand."""
     room_id = event.get("room_id")
@@ -238,7 +247,7 @@ def _sender_power_at_auth_events(event: dict, events: dict, room_version):
         if auth_event is not None:
             auth_state[state_key_of(auth_event)] = auth_event
     if room_version.room_id_from_create_event and _CREATE not in auth_state:
-        create_event = _create_event_for(event, events, room_version)
+        create_event = _create_event_for(event, events)
         if create_event is not None:
             auth_state[_CREATE] = create_event
     return get_user_power_level(event["sender"], auth_state, room_version)
@@ -365,7 +374,7 @@ def _auth_state_for(event: dict, state: dict, events: dict, room_version, reject
         elif key in own_auth_events:
             auth_state[key] = own_auth_events[key]
     if room_version.room_id_from_create_event and _CREATE not in auth_state:
-        create_event = _create_event_for(event, events, room_version)
+        create_event = _create_event_for(event, events)
         if create_event is not None:
             auth_state[_CREATE] = create_event
     return auth_state
