@@ -63,9 +63,11 @@ and later the ID computed from the reference hash). ``prev_events`` and
 ``auth_events`` may be lists of IDs or, in v1/v2, ``[event_id, hashes]`` pairs.
 """
 
+import functools
 import math
 import re
-from collections.abc import Iterable, Mapping
+import types
+from collections.abc import Mapping
 
 import attr
 from canonicaljson import encode_canonical_json
@@ -146,10 +148,10 @@ def _membership_of(member_event) -> str | None:
     return _content(member_event).get("membership")
 
 
-def _as_state_map(events) -> dict:
-    """Map (type, state_key) -> event from an iterable of events, or pass a mapping through."""
+def _as_state_map(events) -> Mapping:
+    """Map (type, state_key) -> event from an iterable of events; a mapping is used as it is."""
     if isinstance(events, Mapping):
-        return dict(events)
+        return events
     state = {}
     for event in events:
         if "state_key" in event:
@@ -383,7 +385,8 @@ def auth_types_for_event(event, room_version) -> list:
 # ---------------------------------------------------------------------------
 
 
-def _rule_numbers(version: RoomVersion) -> dict:
+@functools.lru_cache(maxsize=None)
+def _rule_numbers(version: RoomVersion) -> Mapping:
     """Number the spec's rules for ``version`` by counting the rules it has.
 
     Keys name rules; values are the spec's numbers for this version. Rules that
@@ -457,7 +460,7 @@ def _rule_numbers(version: RoomVersion) -> dict:
         "levels_users_new",
     ):
         levels_rule(name)
-    return numbers
+    return types.MappingProxyType(numbers)
 
 
 # ---------------------------------------------------------------------------
@@ -469,10 +472,10 @@ def _rule_numbers(version: RoomVersion) -> dict:
 class _AuthCheck:
     """One run of the checklist: the event, the state it is checked against, the version."""
 
-    event: dict
-    state: dict
+    event: Mapping
+    state: Mapping
     version: RoomVersion
-    numbers: dict
+    numbers: Mapping
 
     def refuse(self, rule: str, msg: str):
         """Raise the refusal of the rule named ``rule`` (``"join"`` + ``".2"`` style suffixes allowed)."""
