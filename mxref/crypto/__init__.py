@@ -1,0 +1,1 @@
+"""Keys and certificates: this server's signing key (``keys``) and its TLS certificate (``tls``)."""
