@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from twisted.trial import unittest
 
 from mxref.events.stateres import (
+    auth_chain,
     conflicted_state_subgraph,
     resolve_state,
     unconflicted_and_conflicted,
@@ -28,6 +29,7 @@ from tests.events.test_stateres import (
     TOPIC_KEY,
     ScenarioMixin,
     member_key,
+    mixed_states,
     power_levels_content,
     random_room,
     shuffled_dict,
@@ -159,8 +161,43 @@ class ScenarioV12Tests(ScenarioMixin, unittest.TestCase):
     room_version = "12"
 
 
+def literal_subgraph(conflicted, events):
+    """The conflicted state subgraph as the spec words it: the events on auth paths
+    between two conflicted events, endpoints included."""
+    conflicted = {c for c in conflicted if c in events}
+    below = {c: auth_chain(c, events) | {c} for c in conflicted}
+    subgraph = set(conflicted)
+    for start in conflicted:
+        for event_id in below[start]:
+            reachable = auth_chain(event_id, events) | {event_id}
+            if event_id != start and reachable & conflicted:
+                subgraph.add(event_id)
+    return subgraph
+
+
 class PropertyV12Tests(unittest.TestCase):
     """Properties of v2.1 resolutions on random room version 12 rooms."""
+
+    @settings(max_examples=40, deadline=None)
+    @given(seed=st.integers(0, 10**6), mix_seed=st.integers(0, 10**6))
+    def test_subgraph_matches_the_spec_wording(self, seed, mix_seed):
+        """The two-walk conflicted state subgraph equals the all-paths definition."""
+        graph, tips = random_room(seed, "12")
+        state_sets = mixed_states(graph, tips, mix_seed)
+        _, conflicted = unconflicted_and_conflicted(state_sets)
+        self.assertEqual(
+            conflicted_state_subgraph(conflicted, graph.events),
+            literal_subgraph(conflicted, graph.events),
+        )
+
+    @settings(max_examples=30, deadline=None)
+    @given(seed=st.integers(0, 10**6), mix_seed=st.integers(0, 10**6))
+    def test_mixed_states_order_does_not_matter(self, seed, mix_seed):
+        """Even states patched from older ones resolve the same in any order."""
+        graph, tips = random_room(seed, "12")
+        state_sets = mixed_states(graph, tips, mix_seed)
+        expected = resolve_state("12", state_sets, graph.events)
+        self.assertEqual(resolve_state("12", state_sets[::-1], graph.events), expected)
 
     @settings(max_examples=30, deadline=None)
     @given(seed=st.integers(0, 10**6), order_seed=st.integers(0, 10**6))
