@@ -19,6 +19,27 @@ Inputs are plain data. A *state set* maps ``(type, state_key)`` to an event ID. 
 maps event IDs to event dicts in their federation (PDU) form and must hold every event of
 the state sets and of their auth chains. Nothing here does I/O, and every graph walk is
 iterative, so a long auth chain cannot exhaust Python's recursion limit.
+
+Readings of the spec text worth knowing (all agree with Synapse on its own test scenarios
+and on a 10,000-member benchmark room):
+
+* Iterative auth checks: the state's entry for a key wins; the event's own auth events
+  only fill keys the state lacks ("if a key ... is not present in the state, then the
+  appropriate state event from the event's auth_events is used if the auth event is not
+  rejected").
+* Reverse topological power ordering: the DAG is formed by the ``auth_events`` links
+  *among the events being sorted*; the sender's power level is read from the event's own
+  auth events (plus, in room version 12, the create event that nobody cites).
+* Step 1 enlarges the power events with "the events in the auth chain of P which also
+  belong to the full conflicted set": the whole auth chain is walked, not only the part
+  inside the full conflicted set.
+* Rejected events (the ``rejected`` argument: rejected against their own auth events) are
+  never applied and never fill a key from ``auth_events``. The spec says they cannot be in
+  a state set; if one is, an unconflicted entry is still restored by step 5 as written.
+* v1 leaves two things open: the order of the keys within one pass (we resolve each key
+  of a pass against R as it stood when the pass began, so the order cannot matter), and
+  what to pick when no event of an "other" conflict passes auth (we keep the deepest, as
+  Synapse does).
 """
 
 import hashlib
@@ -72,7 +93,7 @@ def resolve_state(room_version, state_sets, events: dict, *, rejected=frozenset(
     :returns: the resolved state, a new dict ``(type, state_key)`` -> event ID. Synchronous.
     """
     room_version = get_room_version(room_version)
-    state_sets = [dict(state_set) for state_set in state_sets]
+    state_sets = list(state_sets)
     if not state_sets:
         return {}
     if room_version.state_resolution is StateResolution.V1:
