@@ -17,7 +17,7 @@ import inspect
 import json
 import math
 import re
-from urllib.parse import unquote_to_bytes
+from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 import attr
 from twisted.internet import defer
@@ -134,6 +134,19 @@ def _check_result(result):
     return result
 
 
+def _raw_path(request) -> bytes:
+    """The request's path as sent (percent-encoded, no query string).
+
+    Test doubles such as ``DummyRequest`` may leave ``path`` unset; their
+    already-split ``prepath``/``postpath`` segments are re-encoded instead.
+    """
+    path = getattr(request, "path", None)
+    if path is not None:
+        return path
+    segments = list(getattr(request, "prepath", None) or []) + list(getattr(request, "postpath", None) or [])
+    return b"/" + b"/".join(quote_from_bytes(segment, safe="").encode("ascii") for segment in segments)
+
+
 def _decode_path(raw_path: bytes) -> list:
     """Split a raw request path on ``/`` and then percent-decode each segment as UTF-8.
 
@@ -212,7 +225,7 @@ class JsonResource(Resource):
         method = request.method.decode("ascii", "replace")
         if method == "OPTIONS":
             return 200, {}
-        path_segments = _decode_path(request.path)
+        path_segments = _decode_path(_raw_path(request))
         candidates = [(route, route.match(path_segments)) for route in self._routes]
         candidates = [(route, params) for route, params in candidates if params is not None]
         if not candidates:
@@ -273,7 +286,7 @@ class JsonResource(Resource):
         self._log.failure(
             "{method} {path} failed", failure,
             method=request.method.decode("ascii", "replace"),
-            path=request.path.decode("ascii", "replace"),
+            path=_raw_path(request).decode("ascii", "replace"),
         )
         self._send(request, connection, 500, {"errcode": "M_UNKNOWN", "error": "Internal server error"})
 
@@ -282,7 +295,7 @@ class JsonResource(Resource):
         self._log.failure(
             "could not respond to {method} {path}", failure,
             method=request.method.decode("ascii", "replace"),
-            path=request.path.decode("ascii", "replace"),
+            path=_raw_path(request).decode("ascii", "replace"),
         )
         if not getattr(request, "startedWriting", False) and not getattr(request, "_disconnected", False):
             self._send(request, {"lost": False}, 500, {"errcode": "M_UNKNOWN", "error": "Internal server error"})

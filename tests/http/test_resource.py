@@ -293,3 +293,19 @@ class ResponseTests(unittest.TestCase):
         response = self.successResultOf(stub.post("http://example.org/echo", json={"a": "é"}))
         self.assertEqual(response.code, 200)
         self.assertEqual(self.successResultOf(response.json()), {"a": "é"})
+
+
+class DummyRequestTests(unittest.TestCase):
+    def test_dummy_request_is_served(self):
+        """Resources can be unit-tested with twisted's DummyRequest, whose path comes from its segments."""
+        from twisted.web.test.requesthelper import DummyRequest
+
+        resource = JsonResource()
+        resource.register("GET", "/_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}",
+                          lambda request, room_id, event_type, state_key: (200, {"key": state_key}))
+        request = DummyRequest([b"_matrix", b"client", b"v3", b"rooms", b"!r:x", b"state", b"m.room.name", b"a/b"])
+        request.method = b"GET"
+        resource.render(request)
+        self.assertEqual(request.responseCode, 200)
+        self.assertEqual(json.loads(b"".join(request.written)), {"key": "a/b"})
+        self.assertEqual(request.responseHeaders.getRawHeaders(b"Content-Type"), [b"application/json"])
