@@ -60,17 +60,6 @@ def pin_to_one_cpu() -> int:
     return cpu
 
 
-def time_runs(run, repeats: int) -> list:
-    """Call ``run()`` ``repeats`` times; return the wall-clock seconds of each call."""
-    durations = []
-    for _ in range(repeats):
-        gc.collect()
-        start = time.perf_counter()
-        run()
-        durations.append(time.perf_counter() - start)
-    return durations
-
-
 def summary(durations: list, operations: int = 1) -> dict:
     """Best and median time of a set of runs, and the rate they give for ``operations``."""
     best = min(durations)
@@ -101,28 +90,45 @@ def b64encode_unpadded(data: bytes) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def synapse_worker(task_path: str) -> None:
-    """Run the task in ``task_path`` with Synapse and print a JSON result on stdout."""
+def synapse_worker() -> None:
+    """Serve the driver's requests with Synapse: one JSON request per line on stdin, one JSON
+    reply per line on stdout.
+
+    Requests: ``{"op": "prepare", "name": N, "kind": K, ...}`` sets up task N (untimed);
+    ``{"op": "run", "name": N, "variant": V}`` runs it once and replies with the seconds it
+    took (timed here, so the pipe is not counted); ``{"op": "result", "name": N}`` replies
+    with the task's output for the driver's cross-checks; ``{"op": "quit"}`` ends.
+    """
     import logging
 
     logging.disable(logging.CRITICAL)
-    with open(task_path) as task_file:
-        task = json.load(task_file)
     cpu = pin_to_one_cpu()
+    replies = sys.stdout
+    sys.stdout = sys.stderr  # nothing else may write to the reply stream
     import synapse
 
-    kind = task["kind"]
-    if kind == "sign":
-        result = _synapse_sign(task)
-    elif kind == "verify":
-        result = _synapse_verify(task)
-    elif kind == "stateres":
-        result = _synapse_stateres(task)
-    else:
-        raise SystemExit(f"unknown task {kind!r}")
-    result["synapse_version"] = synapse.__version__
-    result["cpu"] = cpu
-    json.dump(result, sys.stdout)
+    preparers = {"sign": _synapse_sign, "verify": _synapse_verify, "stateres": _synapse_stateres}
+    tasks = {}
+    for line in sys.stdin:
+        request = json.loads(line)
+        op = request["op"]
+        if op == "quit":
+            break
+        if op == "prepare":
+            tasks[request["name"]] = preparers[request["kind"]](request)
+            reply = {"synapse_version": synapse.__version__, "cpu": cpu}
+        elif op == "run":
+            run = tasks[request["name"]]["runs"][request["variant"]]
+            gc.collect()
+            start = time.perf_counter()
+            extra = run() or {}
+            reply = dict(extra, seconds=time.perf_counter() - start)
+        elif op == "result":
+            reply = tasks[request["name"]]["finish"]()
+        else:
+            reply = {"error": f"unknown op {op!r}"}
+        replies.write(json.dumps(reply) + "\n")
+        replies.flush()
 
 
 def _synapse_key():
@@ -147,11 +153,10 @@ def _synapse_sign(task: dict) -> dict:
             add_hashes_and_signatures(room_version, event_dict, SERVER, key)
             outputs.append(event_dict)
 
-    durations = time_runs(run, task["repeats"])
-    return {
-        "timing": summary(durations, len(events)),
-        "hashes_and_signatures": [[e["hashes"], e["signatures"]] for e in outputs],
-    }
+    def finish():
+        return {"hashes_and_signatures": [[e["hashes"], e["signatures"]] for e in outputs]}
+
+    return {"runs": {"add_hashes_and_signatures": run}, "finish": finish}
 
 
 def _synapse_verify(task: dict) -> dict:
@@ -182,11 +187,12 @@ def _synapse_verify(task: dict) -> dict:
             parsed = make_event_from_dict(event, room_version)
             verify_signed_json(prune_event(parsed).get_pdu_json(), SERVER, verify_key)
 
-    return {
-        "dicts": summary(time_runs(run_on_dicts, task["repeats"]), len(events)),
-        "events": summary(time_runs(run_on_events, task["repeats"]), len(events)),
-        "parse_and_verify": summary(time_runs(parse_and_verify, task["repeats"]), len(events)),
+    runs = {
+        "redact_dict_and_verify": run_on_dicts,
+        "parsed_event_verify": run_on_events,
+        "parse_and_verify": parse_and_verify,
     }
+    return {"runs": runs, "finish": dict}
 
 
 def _synapse_stateres(task: dict) -> dict:
@@ -212,12 +218,14 @@ def _synapse_stateres(task: dict) -> dict:
             return None
 
     class InMemoryStore:
-        """Stands in for Synapse's database (which answers these from its chain cover
-        index); the time spent here is reported apart from Synapse's own."""
+        """Stands in for Synapse's database. The database answers auth chain questions from
+        its chain cover index, built when events are persisted; likewise the auth chains
+        here are worked out once, before any timing (``chains``), and shared by every run.
+        The time spent in these methods is reported apart from Synapse's own."""
 
-        def __init__(self):
+        def __init__(self, chains):
             self.seconds = 0.0
-            self._chains = {}
+            self._chains = chains
 
         def get_events(self, event_ids, allow_rejected=False):
             start = time.perf_counter()
@@ -249,13 +257,20 @@ def _synapse_stateres(task: dict) -> dict:
 
         def get_auth_chain_difference(self, room_id, auth_sets, conflicted_state, additional):
             start = time.perf_counter()
+            # Whatever lies in the chain of an event present in every set is in every
+            # chain, so it cannot be in the difference: walk only the other events.
+            shared = set.intersection(*map(set, auth_sets))
             unions = []
             for auth_set in auth_sets:
                 union = set()
                 for event_id in auth_set:
-                    union |= self._chain(event_id)
+                    if event_id not in shared:
+                        union |= self._chain(event_id)
                 unions.append(union)
-            difference = set.union(*unions) - set.intersection(*unions)
+            in_every_chain = set()
+            for event_id in shared:
+                in_every_chain |= self._chain(event_id)
+            difference = (set.union(*unions) - set.intersection(*unions)) - in_every_chain
             subgraph = None
             if conflicted_state is not None:
                 # Events reachable from a conflicted event that also reach one.
@@ -287,34 +302,37 @@ def _synapse_stateres(task: dict) -> dict:
             self.seconds += time.perf_counter() - start
             return defer.succeed(StateDifference(auth_difference=difference, conflicted_subgraph=subgraph))
 
+    chain_index = {}
+    indexer = InMemoryStore(chain_index)
+    index_start = time.perf_counter()
+    for event_id in event_map:
+        indexer._chain(event_id)
+    index_seconds = time.perf_counter() - index_start
     results = []
-    store_seconds = []
 
     def run():
-        store = InMemoryStore()
+        store = InMemoryStore(chain_index)
         deferred = defer.ensureDeferred(
             resolve_events_with_store(
                 FakeClock(), task["room_id"], room_version, state_sets, None, store
             )
         )
         resolved = []
-        deferred.addCallback(resolved.append)
-        deferred.addErrback(lambda failure: resolved.append(failure))
+        deferred.addBoth(resolved.append)
         if not resolved:
             raise SystemExit("Synapse state resolution did not complete synchronously")
-        if not isinstance(resolved[0], dict) and not hasattr(resolved[0], "items"):
+        if not hasattr(resolved[0], "items"):
             resolved[0].raiseException()
         results.append(dict(resolved[0]))
-        store_seconds.append(store.seconds)
+        return {"store_seconds": store.seconds}
 
-    durations = time_runs(run, task["repeats"])
-    resolved = results[-1]
-    return {
-        "timing": summary(durations),
-        "durations": durations,
-        "store_seconds": store_seconds,
-        "resolved": [[t, k, e] for (t, k), e in sorted(resolved.items())],
-    }
+    def finish():
+        return {
+            "chain_index_seconds": index_seconds,
+            "resolved": [[t, k, e] for (t, k), e in sorted(results[-1].items())],
+        }
+
+    return {"runs": {"resolve_events_with_store": run}, "finish": finish}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -322,22 +340,76 @@ def _synapse_stateres(task: dict) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
-def run_synapse(synapse_python: str, task: dict) -> dict:
-    """Run one task in the Synapse worker and return its JSON result."""
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as task_file:
-        json.dump(task, task_file)
-    try:
-        completed = subprocess.run(
-            [synapse_python, os.path.abspath(__file__), "--synapse-worker", task_file.name],
-            check=True,
-            capture_output=True,
+class SynapseWorker:
+    """The driver's end of the Synapse worker process (see :func:`synapse_worker`)."""
+
+    def __init__(self, synapse_python: str):
+        self._stderr = tempfile.TemporaryFile("w+")
+        self._process = subprocess.Popen(
+            [synapse_python, os.path.abspath(__file__), "--synapse-worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
             text=True,
         )
-    except subprocess.CalledProcessError as e:
-        raise SystemExit(f"Synapse worker failed:\n{e.stderr}") from None
-    finally:
-        os.unlink(task_file.name)
-    return json.loads(completed.stdout)
+        self.version = None
+
+    def _ask(self, request: dict) -> dict:
+        self._process.stdin.write(json.dumps(request) + "\n")
+        self._process.stdin.flush()
+        line = self._process.stdout.readline()
+        if not line:
+            self._stderr.seek(0)
+            raise SystemExit(f"Synapse worker failed:\n{self._stderr.read()}")
+        return json.loads(line)
+
+    def prepare(self, name: str, kind: str, **task) -> None:
+        self.version = self._ask(dict(task, op="prepare", name=name, kind=kind))["synapse_version"]
+
+    def run(self, name: str, variant: str) -> dict:
+        return self._ask({"op": "run", "name": name, "variant": variant})
+
+    def result(self, name: str) -> dict:
+        return self._ask({"op": "result", "name": name})
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            self._process.stdin.write(json.dumps({"op": "quit"}) + "\n")
+            self._process.stdin.close()
+            self._process.wait(timeout=60)
+        self._stderr.close()
+
+
+def timed(function):
+    """A contender for :func:`alternate`: runs ``function`` once, returns ``{"seconds": ...}``."""
+
+    def run():
+        gc.collect()
+        start = time.perf_counter()
+        function()
+        return {"seconds": time.perf_counter() - start}
+
+    return run
+
+
+def alternate(contenders: dict, repeats: int) -> dict:
+    """Run every contender once per round, ``repeats`` rounds, rotating who goes first, so
+    that all of them see the same machine conditions (the other core's load, clock changes).
+
+    :param contenders: label -> callable returning a dict with ``seconds`` (and extras).
+    :return: label -> list of the returned dicts, one per round.
+    """
+    labels = list(contenders)
+    results = {label: [] for label in labels}
+    for round_number in range(repeats):
+        shift = round_number % len(labels)
+        for label in labels[shift:] + labels[:shift]:
+            results[label].append(contenders[label]())
+    return results
+
+
+def seconds_of(runs: list) -> list:
+    return [run["seconds"] for run in runs]
 
 
 def machine_description() -> dict:
@@ -540,7 +612,8 @@ def sample_events(room_version, key, count: int):
     return room, built, unsigned
 
 
-def bench_signing(args, synapse_python, report):
+def bench_signing(args, worker, report):
+    """Part 1: hash + sign the same event dicts with mxref and Synapse, rounds interleaved."""
     from mxref.events.builder import build_event
     from mxref.events.signing import sign_event
 
@@ -548,7 +621,6 @@ def bench_signing(args, synapse_python, report):
     room_version = args.sign_room_version
     room, built, unsigned = sample_events(room_version, key, args.sign_events)
     sizes = [len(json.dumps(pdu, separators=(",", ":"))) for pdu in built]
-
     outputs = []
 
     def run_sign():
@@ -556,11 +628,7 @@ def bench_signing(args, synapse_python, report):
         for event in unsigned:
             outputs.append(sign_event(event, SERVER, key, room_version))
 
-    mx_sign = summary(time_runs(run_sign, args.repeats), len(unsigned))
-    for produced, expected in zip(outputs, built):
-        assert produced["signatures"] == expected["signatures"], "sign_event is not deterministic?"
-
-    # The whole builder path: choose auth events from a state map, lay out and sign.
+    # The whole builder path: choose auth events from a state map, lay out, hash and sign.
     state = {(e["type"], e["state_key"]): e for e in room.events.values() if "state_key" in e}
     tip = room.order[-1]
     prev = [(tip, room.events[tip]["depth"])]
@@ -574,31 +642,29 @@ def bench_signing(args, synapse_python, report):
                 server_name=SERVER, signing_key=key,
             )
 
-    mx_build = summary(time_runs(run_build, args.repeats), len(unsigned))
-    result = {
-        "room_version": room_version,
-        "events": len(unsigned),
-        "mean_event_bytes": statistics.mean(sizes),
-        "mxref_sign_event": mx_sign,
-        "mxref_build_event": mx_build,
-    }
-    if synapse_python:
-        syn = run_synapse(
-            synapse_python,
-            {"kind": "sign", "room_version": room_version, "events": unsigned, "repeats": args.repeats},
+    contenders = {"mxref_sign_event": timed(run_sign), "mxref_build_event": timed(run_build)}
+    if worker:
+        worker.prepare("sign", "sign", room_version=room_version, events=unsigned)
+        contenders["synapse_add_hashes_and_signatures"] = lambda: worker.run("sign", "add_hashes_and_signatures")
+    runs = alternate(contenders, args.repeats)
+    result = {"room_version": room_version, "events": len(unsigned), "mean_event_bytes": statistics.mean(sizes)}
+    for label, label_runs in runs.items():
+        result[label] = summary(seconds_of(label_runs), len(unsigned))
+    result["mxref_deterministic"] = all(
+        produced["signatures"] == expected["signatures"] for produced, expected in zip(outputs, built)
+    )
+    if worker:
+        pairs = worker.result("sign")["hashes_and_signatures"]
+        result["identical_hashes_and_signatures"] = all(
+            [pdu["hashes"], pdu["signatures"]] == pair for pdu, pair in zip(built, pairs)
         )
-        identical = all(
-            [pdu["hashes"], pdu["signatures"]] == pair
-            for pdu, pair in zip(built, syn["hashes_and_signatures"])
-        )
-        result["synapse_add_hashes_and_signatures"] = syn["timing"]
-        result["identical_hashes_and_signatures"] = identical
-        report["synapse_version"] = syn["synapse_version"]
+        report["synapse_version"] = worker.version
     report["signing"] = result
     return built
 
 
-def bench_verification(args, synapse_python, report, built):
+def bench_verification(args, worker, report, built):
+    """Part 2: check the signatures of the same signed events; libsodium alone as the ceiling."""
     import nacl.signing
 
     from mxref.events.signing import get_verify_key, verify_event_signatures
@@ -615,12 +681,9 @@ def bench_verification(args, synapse_python, report, built):
         for event in built:
             verify_event_signatures(event, room_version, lookup)
 
-    mx_verify = summary(time_runs(run_verify, args.repeats), len(built))
-
     # The ceiling: libsodium's ed25519 verification through PyNaCl, nothing else.
     raw_key = nacl.signing.SigningKey(SEED)
-    message = bytes(range(256)) * 4  # 1 KiB
-    signed = raw_key.sign(message)
+    signed = raw_key.sign(bytes(range(256)) * 4)  # a 1 KiB message
     raw_verify_key = raw_key.verify_key
     iterations = len(built)
 
@@ -628,27 +691,28 @@ def bench_verification(args, synapse_python, report, built):
         for _ in range(iterations):
             raw_verify_key.verify(signed)
 
-    raw = summary(time_runs(run_raw, args.repeats), iterations)
-    result = {
-        "room_version": room_version,
-        "events": len(built),
-        "mxref_verify_event_signatures": mx_verify,
-        "libsodium_verify_1KiB": raw,
-        "mxref_fraction_of_ceiling": mx_verify["per_second_best"] / raw["per_second_best"],
-    }
-    if synapse_python:
-        syn = run_synapse(
-            synapse_python,
-            {"kind": "verify", "room_version": room_version, "events": built, "repeats": args.repeats},
-        )
-        result["synapse_redact_dict_and_verify"] = syn["dicts"]
-        result["synapse_parsed_event_verify"] = syn["events"]
-        result["synapse_parse_and_verify"] = syn["parse_and_verify"]
+    contenders = {"mxref_verify_event_signatures": timed(run_verify), "libsodium_verify_1KiB": timed(run_raw)}
+    if worker:
+        worker.prepare("verify", "verify", room_version=room_version, events=built)
+        for variant in ("redact_dict_and_verify", "parsed_event_verify", "parse_and_verify"):
+            contenders[f"synapse_{variant}"] = (lambda v: lambda: worker.run("verify", v))(variant)
+    runs = alternate(contenders, args.repeats)
+    result = {"room_version": room_version, "events": len(built)}
+    for label, label_runs in runs.items():
+        result[label] = summary(seconds_of(label_runs), len(built))
+    # Round by round, so that both sides of each ratio saw the same conditions.
+    ratios = [
+        raw_run["seconds"] / mx_run["seconds"]
+        for mx_run, raw_run in zip(runs["mxref_verify_event_signatures"], runs["libsodium_verify_1KiB"])
+    ]
+    result["mxref_fraction_of_ceiling"] = statistics.median(ratios)
+    result["mxref_fraction_of_ceiling_per_round"] = ratios
     report["verification"] = result
 
 
-def bench_state_resolution(args, synapse_python, report):
-    from mxref.events.stateres import resolve_state
+def bench_state_resolution(args, worker, report):
+    """Part 3: resolve the two forks of the synthetic room with mxref and with Synapse."""
+    from mxref.events.stateres import auth_difference, resolve_state, unconflicted_and_conflicted
 
     key = mxref_key()
     report.setdefault("state_resolution", [])
@@ -656,43 +720,59 @@ def bench_state_resolution(args, synapse_python, report):
         start = time.perf_counter()
         room, state_sets = build_room(room_version, args.members, args.conflicts, key)
         built_in = time.perf_counter() - start
-        conflicted_keys = [k for k in set(state_sets[0]) | set(state_sets[1]) if state_sets[0].get(k) != state_sets[1].get(k)]
+        conflicted_keys = [
+            k for k in set(state_sets[0]) | set(state_sets[1]) if state_sets[0].get(k) != state_sets[1].get(k)
+        ]
+        _, conflicted_ids = unconflicted_and_conflicted(state_sets)
+        full_conflicted = conflicted_ids | auth_difference(state_sets, room.events)
         outputs = []
 
         def run():
             outputs.append(resolve_state(room.version, state_sets, room.events))
 
-        durations = time_runs(run, args.stateres_repeats)
+        name = f"stateres-v{room_version}"
+        contenders = {"mxref_resolve_state": timed(run)}
+        if worker:
+            worker.prepare(
+                name, "stateres", room_version=room_version, room_id=room.room_id,
+                events=[room.pdus[event_id] for event_id in room.order], event_ids=list(room.order),
+                state_sets=[[[t, k, e] for (t, k), e in s.items()] for s in state_sets],
+            )
+            contenders["synapse_resolve_events_with_store"] = lambda: worker.run(name, "resolve_events_with_store")
+        runs = alternate(contenders, args.stateres_repeats)
         mx_resolved = outputs[-1]
         result = {
             "room_version": room_version,
             "events": len(room.events),
             "state_entries": [len(s) for s in state_sets],
             "conflicted_keys": len(conflicted_keys),
+            "conflicted_events": len(conflicted_ids),
+            "full_conflicted_set": len(full_conflicted),
             "room_build_seconds": built_in,
-            "mxref_resolve_state": summary(durations),
-            "mxref_durations": durations,
+            "mxref_resolve_state": summary(seconds_of(runs["mxref_resolve_state"])),
+            "mxref_durations": seconds_of(runs["mxref_resolve_state"]),
             "resolved_entries": len(mx_resolved),
             "resolved_digest": _state_digest(mx_resolved),
             "resolved_changes": _describe_resolution(room, state_sets, mx_resolved),
         }
-        if synapse_python:
-            task = {
-                "kind": "stateres",
-                "room_version": room_version,
-                "room_id": room.room_id,
-                "events": [room.pdus[event_id] for event_id in room.order],
-                "event_ids": list(room.order),
-                "state_sets": [[[t, k, e] for (t, k), e in s.items()] for s in state_sets],
-                "repeats": args.stateres_repeats,
-            }
-            syn = run_synapse(synapse_python, task)
-            syn_resolved = {(t, k): e for t, k, e in syn["resolved"]}
-            store = syn["store_seconds"]
-            result["synapse_resolve_events_with_store"] = syn["timing"]
-            result["synapse_durations"] = syn["durations"]
+        if worker:
+            syn_runs = runs["synapse_resolve_events_with_store"]
+            syn_durations = seconds_of(syn_runs)
+            store = [r["store_seconds"] for r in syn_runs]
+            finish = worker.result(name)
+            syn_resolved = {(t, k): e for t, k, e in finish["resolved"]}
+            result["synapse_resolve_events_with_store"] = summary(syn_durations)
+            result["synapse_durations"] = syn_durations
             result["synapse_in_memory_store_seconds"] = store
-            result["synapse_excluding_store_best_s"] = min(d - s for d, s in zip(syn["durations"], store))
+            result["synapse_excluding_store"] = summary([d - s for d, s in zip(syn_durations, store)])
+            result["synapse_chain_index_build_seconds_untimed"] = finish["chain_index_seconds"]
+            result["speedup_median_of_rounds"] = statistics.median(
+                syn_run["seconds"] / mx_run["seconds"] for syn_run, mx_run in zip(syn_runs, runs["mxref_resolve_state"])
+            )
+            result["speedup_vs_synapse_excluding_store"] = statistics.median(
+                (syn_run["seconds"] - syn_run["store_seconds"]) / mx_run["seconds"]
+                for syn_run, mx_run in zip(syn_runs, runs["mxref_resolve_state"])
+            )
             result["identical_resolved_state"] = syn_resolved == mx_resolved
             if syn_resolved != mx_resolved:
                 result["differences"] = [
@@ -700,7 +780,7 @@ def bench_state_resolution(args, synapse_python, report):
                     for k in sorted(set(mx_resolved) | set(syn_resolved))
                     if mx_resolved.get(k) != syn_resolved.get(k)
                 ][:20]
-            report["synapse_version"] = syn["synapse_version"]
+            report["synapse_version"] = worker.version
         report["state_resolution"].append(result)
 
 
@@ -733,6 +813,10 @@ def _describe_resolution(room, state_sets, resolved) -> dict:
     }
 
 
+def _print_rate(label: str, timing: dict) -> None:
+    print(f"   {label:<36}{timing['per_second_best']:>10,.0f}{timing['per_second_median']:>10,.0f}")
+
+
 def print_report(report: dict) -> None:
     machine = report["machine"]
     print(f"Machine: {machine['cpu_model']}, {machine['cpus_available']} CPUs (pinned to 1), "
@@ -743,32 +827,35 @@ def print_report(report: dict) -> None:
     signing = report.get("signing")
     if signing:
         print(f"\n1. Hash + sign, room v{signing['room_version']}, {signing['events']} events "
-              f"(mean {signing['mean_event_bytes']:.0f} bytes):")
-        print(f"   mxref sign_event          {signing['mxref_sign_event']['per_second_best']:>10,.0f} events/s")
-        print(f"   mxref build_event         {signing['mxref_build_event']['per_second_best']:>10,.0f} events/s")
-        if "synapse_add_hashes_and_signatures" in signing:
-            print(f"   Synapse add_hashes_and_signatures {signing['synapse_add_hashes_and_signatures']['per_second_best']:>10,.0f} events/s"
-                  f"  (identical output: {signing['identical_hashes_and_signatures']})")
+              f"(mean {signing['mean_event_bytes']:.0f} bytes); events/s, best and median of rounds:")
+        for label in ("mxref_sign_event", "mxref_build_event", "synapse_add_hashes_and_signatures"):
+            if label in signing:
+                _print_rate(label, signing[label])
+        if "identical_hashes_and_signatures" in signing:
+            print(f"   identical hashes and signatures from both: {signing['identical_hashes_and_signatures']}")
     verification = report.get("verification")
     if verification:
-        print(f"\n2. Signature checks, room v{verification['room_version']}:")
-        print(f"   mxref verify_event_signatures {verification['mxref_verify_event_signatures']['per_second_best']:>10,.0f} /s "
-              f"({verification['mxref_fraction_of_ceiling']:.0%} of the ceiling)")
-        for name in ("synapse_redact_dict_and_verify", "synapse_parsed_event_verify", "synapse_parse_and_verify"):
-            if name in verification:
-                print(f"   {name:<30}{verification[name]['per_second_best']:>10,.0f} /s")
-        print(f"   libsodium verify (1 KiB)      {verification['libsodium_verify_1KiB']['per_second_best']:>10,.0f} /s")
+        print(f"\n2. Signature checks, room v{verification['room_version']}, {verification['events']} events; "
+              f"checks/s, best and median of rounds:")
+        for label in ("mxref_verify_event_signatures", "synapse_redact_dict_and_verify",
+                      "synapse_parsed_event_verify", "synapse_parse_and_verify", "libsodium_verify_1KiB"):
+            if label in verification:
+                _print_rate(label, verification[label])
+        print(f"   mxref reaches {verification['mxref_fraction_of_ceiling']:.0%} of the libsodium ceiling "
+              f"(median of per-round ratios)")
     for result in report.get("state_resolution", []):
         print(f"\n3. State resolution, room v{result['room_version']}: {result['events']} events, "
-              f"{result['state_entries']} state entries, {result['conflicted_keys']} conflicted keys")
-        print(f"   mxref resolve_state       best {result['mxref_resolve_state']['best_s']:.3f} s, "
+              f"{result['state_entries']} state entries, {result['conflicted_keys']} conflicted keys, "
+              f"{result['conflicted_events']} conflicted events, full conflicted set {result['full_conflicted_set']}")
+        print(f"   mxref resolve_state best {result['mxref_resolve_state']['best_s']:.3f} s, "
               f"median {result['mxref_resolve_state']['median_s']:.3f} s")
         if "synapse_resolve_events_with_store" in result:
             syn = result["synapse_resolve_events_with_store"]
             print(f"   Synapse resolve_events_with_store best {syn['best_s']:.3f} s, median {syn['median_s']:.3f} s "
-                  f"(of which in-memory store {min(result['synapse_in_memory_store_seconds']):.3f} s; "
-                  f"excluding it {result['synapse_excluding_store_best_s']:.3f} s)")
-            print(f"   speed-up (best vs best): {syn['best_s'] / result['mxref_resolve_state']['best_s']:.2f}x; "
+                  f"(in-memory store {statistics.median(result['synapse_in_memory_store_seconds']):.3f} s of it; "
+                  f"without the store: median {result['synapse_excluding_store']['median_s']:.3f} s)")
+            print(f"   speed-up (median of rounds): {result['speedup_median_of_rounds']:.2f}x, "
+                  f"{result['speedup_vs_synapse_excluding_store']:.2f}x against Synapse without its store; "
                   f"identical resolved state: {result['identical_resolved_state']}")
         print(f"   resolved: {result['resolved_entries']} entries, digest {result['resolved_digest']}, "
               f"{result['resolved_changes']}")
@@ -776,7 +863,7 @@ def print_report(report: dict) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--synapse-worker", help=argparse.SUPPRESS)
+    parser.add_argument("--synapse-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--synapse-python", default=os.environ.get("MXREF_SYNAPSE_PYTHON"),
                         help="Synapse's interpreter (default: $MXREF_SYNAPSE_PYTHON)")
     parser.add_argument("--members", type=int, default=10_000)
@@ -791,7 +878,7 @@ def main(argv=None) -> None:
     parser.add_argument("--json", help="also write the full report to this file")
     args = parser.parse_args(argv)
     if args.synapse_worker:
-        synapse_worker(args.synapse_worker)
+        synapse_worker()
         return
     if args.quick:
         args.members, args.conflicts, args.sign_events, args.repeats, args.stateres_repeats = 300, 20, 200, 2, 2
@@ -802,19 +889,22 @@ def main(argv=None) -> None:
     machine = machine_description()
     cpu = pin_to_one_cpu()
     report = {"machine": dict(machine, pinned_cpu=cpu)}
-    synapse_python = args.synapse_python
-    if not synapse_python:
+    worker = SynapseWorker(args.synapse_python) if args.synapse_python else None
+    if worker is None:
         report["note"] = ("Synapse not available (no --synapse-python, MXREF_SYNAPSE_PYTHON unset): "
                           "mxref figures only, no comparison.")
-    built = None
-    if parts & {"sign", "verify"}:
-        built = bench_signing(args, synapse_python, report) if "sign" in parts else None
-        if "verify" in parts:
-            if built is None:
-                _, built, _ = sample_events(args.sign_room_version, mxref_key(), args.sign_events)
-            bench_verification(args, synapse_python, report, built)
-    if "stateres" in parts:
-        bench_state_resolution(args, synapse_python, report)
+    try:
+        if parts & {"sign", "verify"}:
+            built = bench_signing(args, worker, report) if "sign" in parts else None
+            if "verify" in parts:
+                if built is None:
+                    _, built, _ = sample_events(args.sign_room_version, mxref_key(), args.sign_events)
+                bench_verification(args, worker, report, built)
+        if "stateres" in parts:
+            bench_state_resolution(args, worker, report)
+    finally:
+        if worker is not None:
+            worker.close()
     print_report(report)
     if args.json:
         with open(args.json, "w") as out:
