@@ -11,8 +11,9 @@ everything". There are three independent streams:
 
 * the **room-event stream** (``stream_ordering``), global across rooms, given to
   every non-outlier event and every out-of-band membership when it is
-  persisted; the changes to current state and to memberships caused by a
-  persist are recorded at the highest stream ordering of that persist;
+  persisted; the changes to a room's current state and memberships caused by a
+  persist are recorded at the highest stream ordering that persist gave to the
+  room's events (or at a fresh position if it gave none, e.g. a state reset);
 * the **account-data stream**, for global and per-room account data;
 * the **receipts stream**.
 
@@ -182,11 +183,11 @@ class IEventStore(Interface):
         """
 
     def get_missing_events(room_id, earliest_ids, latest_ids, limit, min_depth=0):
-        """Events for federation ``/get_missing_events``: the predecessors of
-        ``latest_ids`` (excluded) that are not ``earliest_ids`` or behind them.
-
-        The walk follows ``prev_events`` breadth first and does not go through
-        events with depth below ``min_depth``.
+        """Events for federation ``/get_missing_events``: predecessors of
+        ``latest_ids`` (which are excluded), walking ``prev_events`` breadth
+        first and stopping at ``earliest_ids`` (excluded, not walked through)
+        and at events with depth below ``min_depth``. Rejected events are
+        walked through but not returned.
 
         :returns: Deferred firing with at most ``limit`` event IDs, oldest
             (lowest depth) first.
