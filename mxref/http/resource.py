@@ -8,9 +8,10 @@ CORS headers; any other exception is logged and becomes ``500 M_UNKNOWN``.
 Spec: Client-Server API, "API Standards" (JSON responses, ``Content-Type:
 application/json``, standard error response), "Web Browser Clients" (CORS
 headers on all requests, ``OPTIONS`` answered without running endpoint logic),
-"Rate limiting" (``429 M_LIMIT_EXCEEDED`` with ``Retry-After``); unknown
-endpoints answer ``404``/``405`` with ``M_UNRECOGNIZED`` (Appendices, "Unknown
-endpoints", from MSC3743).
+"Rate limiting" (``429 M_LIMIT_EXCEEDED`` with ``Retry-After``); and
+"Unsupported endpoints" in both the Client-Server and Server-Server APIs
+(MSC3743): an unknown endpoint answers ``404 M_UNRECOGNIZED``, a known
+endpoint called with an unsupported method ``405 M_UNRECOGNIZED``.
 """
 
 import inspect
