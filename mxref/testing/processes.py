@@ -6,7 +6,7 @@ as separate processes on 127.0.0.1 with free ports:
 - :class:`SynapseProcess` runs ``python -m synapse.app.homeserver`` from a
   separate interpreter (Synapse's pins conflict with mxref's, so it lives in
   its own venv; see ``.ci/synapse.sh`` and ``MXREF_SYNAPSE_PYTHON``).
-- :class:`MxrefProcess` runs ``twistd -n mxref`` with this interpreter.
+- :class:`MxrefProcess` runs ``twistd -n mxref --config ...`` with this interpreter.
 - :class:`ThrowawayPostgres` runs a private PostgreSQL cluster for either.
 
 Both homeservers get a ``homeserver.yaml`` in Synapse's format with a plain
@@ -519,12 +519,13 @@ def _source_root() -> str:
 
 
 class MxrefProcess(HomeserverProcess):
-    """An mxref homeserver on loopback, run as ``twistd -n mxref`` by this interpreter.
+    """An mxref homeserver on loopback, run as ``twistd -n mxref --config homeserver.yaml``.
 
-    The config is written in Synapse's format (see :mod:`mxref.config`); ``--config``,
-    ``--data-dir`` and ``--server-name`` are passed on the command line.
+    The config is written in Synapse's format (see :mod:`mxref.config`) with the
+    database and media store in ``<workdir>/data``; the server name is the config's
+    ``server_name`` (``twistd mxref`` refuses ``--server-name`` together with ``--config``).
 
-    :param workdir: see :class:`HomeserverProcess`; the data directory is ``<workdir>/data``.
+    :param workdir: see :class:`HomeserverProcess`.
     :param server_name: see :class:`HomeserverProcess`.
     :param database: see :class:`HomeserverProcess`.
     :param config_overrides: see :class:`HomeserverProcess`.
@@ -545,7 +546,6 @@ class MxrefProcess(HomeserverProcess):
         super().__init__(workdir, server_name, database, config_overrides, start_timeout)
         self.python = python or sys.executable
         self.data_dir = os.path.join(self.workdir, "data")
-        self.log_path = os.path.join(self.workdir, "mxref.log")
 
     def common_config(self) -> dict:
         """Synapse-format keys with the SQLite database inside the data directory."""
@@ -555,27 +555,32 @@ class MxrefProcess(HomeserverProcess):
         return config
 
     def write_config(self) -> None:
-        """Write ``homeserver.yaml`` and create the data directory."""
+        """Write ``homeserver.yaml`` and its WARNING-level log config; create the data directory."""
         os.makedirs(self.data_dir, exist_ok=True)
-        self._write_yaml(self.common_config())
+        log_config_path = os.path.join(self.workdir, "log.config")
+        with open(log_config_path, "w") as f:
+            yaml.safe_dump(_logging_config(self.log_path), f, sort_keys=False)
+        config = self.common_config()
+        config.update(
+            {
+                "log_config": log_config_path,
+                "media_store_path": os.path.join(self.data_dir, "media_store"),
+            }
+        )
+        self._write_yaml(config)
 
     def command(self) -> list:
-        """``twistd -n --pidfile= --logfile=<workdir>/mxref.log mxref --config ... --data-dir ...
-        --server-name ...`` (twistd's module has no ``__main__``, so it is run through ``-c``)."""
+        """``twistd -n --pidfile= mxref --config <workdir>/homeserver.yaml`` (twistd's module
+        has no ``__main__``, so it is started through ``-c``)."""
         return [
             self.python,
             "-c",
             "import sys; sys.argv[0] = 'twistd'; from twisted.scripts.twistd import run; run()",
             "-n",
             "--pidfile=",
-            f"--logfile={self.log_path}",
             "mxref",
             "--config",
             self.config_path,
-            "--data-dir",
-            self.data_dir,
-            "--server-name",
-            self.server_name,
         ]
 
     def environment(self) -> dict:
