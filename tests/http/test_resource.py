@@ -309,3 +309,25 @@ class DummyRequestTests(unittest.TestCase):
         self.assertEqual(request.responseCode, 200)
         self.assertEqual(json.loads(b"".join(request.written)), {"key": "a/b"})
         self.assertEqual(request.responseHeaders.getRawHeaders(b"Content-Type"), [b"application/json"])
+
+
+class SpecShapeTests(unittest.TestCase):
+    def test_error_bodies_match_the_spec_schemas(self):
+        """404, 405, 500 and 429 bodies fit the spec's standard error and rate-limited error schemas."""
+        from tests.schema import validate_schema
+
+        def limited(request):
+            raise MatrixError(429, "M_LIMIT_EXCEEDED", "Too many requests", retry_after_ms=1500)
+
+        def broken(request):
+            raise Boom()
+
+        resource = JsonResource()
+        resource.register("GET", "/limited", limited)
+        resource.register("GET", "/broken", broken)
+        site = make_site(resource)
+        for method, path in (("GET", "/nowhere"), ("POST", "/limited"), ("GET", "/broken")):
+            validate_schema("api/client-server/definitions/errors/error.yaml", request(site, method, path).json())
+        validate_schema("api/client-server/definitions/errors/rate_limited.yaml",
+                        request(site, "GET", "/limited").json())
+        self.flushLoggedErrors(Boom)
