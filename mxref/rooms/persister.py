@@ -1,0 +1,148 @@
+"""Persisting events into a room: the state group after each event, the forward extremities,
+the current state, one database transaction, then the notifier.
+
+Spec: Server-Server API, "Room State Resolution" (the current state of a room is the resolved
+state of its forward extremities) and "Rejection"/"Soft failure" (rejected events never become
+state or extremities; soft-failed events are kept but neither served nor built upon),
+https://spec.matrix.org/v1.19/server-server-api/.
+
+All writes for one room go through :meth:`EventPersister.serialised`, so that two events of a
+room never compute their state and extremities concurrently.
+"""
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from mxref.events.redaction import redacts_of
+from mxref.rooms.keyed_lock import KeyedLock
+from mxref.storage.records import EventToPersist, PersistBatch, RoomUpdate
+
+#: The notifier stream carrying room events.
+ROOM_EVENTS_STREAM = "room_events"
+
+
+def state_key_of(pdu):
+    """``(type, state_key)`` of a state event, ``None`` for other events."""
+    if "state_key" not in pdu:
+        return None
+    return (pdu["type"], pdu["state_key"])
+
+
+class EventPersister:
+    """Writes events and everything derived from them.
+
+    :param events: an :class:`~mxref.storage.interfaces.IEventStore`.
+    :param state_reader: a :class:`~mxref.rooms.state.RoomStateReader`.
+    :param notifier: a :class:`~mxref.notifier.Notifier` told about each new stream position.
+    """
+
+    log = Logger()
+
+    def __init__(self, events, state_reader, notifier):
+        self._events = events
+        self._state_reader = state_reader
+        self._notifier = notifier
+        self._room_locks = KeyedLock()
+
+    def serialised(self, room_id, f, *args, **kwargs):
+        """Run ``f`` while no other write to ``room_id`` runs; returns a Deferred of its result.
+
+        Every code path that reads a room's extremities or current state in order to add an
+        event to it must hold this lock from the read until the event is persisted.
+        """
+        return self._room_locks.run(room_id, f, *args, **kwargs)
+
+    @defer.inlineCallbacks
+    def persist_event(
+        self,
+        room_version,
+        room_id,
+        event_id,
+        pdu,
+        state_before,
+        *,
+        rejected_reason=None,
+        soft_failed=False,
+        txn=None,
+        notify_user_ids=(),
+    ):
+        """Persist one event whose state before it is known (call under :meth:`serialised`).
+
+        :param room_version: the room's version (identifier or RoomVersion).
+        :param event_id: the event's ID.
+        :param pdu: the signed PDU (no ``event_id`` key needed from room version 3).
+        :param state_before: a :class:`~mxref.rooms.state.StateAt`: the state before the event.
+        :param rejected_reason: set if the event failed the auth rules; it is stored but never
+            becomes state, an extremity or visible to clients.
+        :param soft_failed: set if the event failed auth against the current state only.
+        :param txn: the :class:`~mxref.storage.records.ClientTxn` that produced it, if any.
+        :param notify_user_ids: users to wake besides the room's members (e.g. an invitee).
+        :returns: Deferred firing with ``(stream_ordering, state_after)`` where
+            ``state_after`` is a :class:`StateAt`.
+        """
+        key = state_key_of(pdu)
+        applies = rejected_reason is None
+        state_after, group = yield self._state_reader.store_state_after(
+            room_id, state_before, event_id, key if applies else None
+        )
+
+        old_extremities = yield self._events.get_forward_extremities(room_id)
+        extremity_ids = {e for e, _depth in old_extremities}
+        room_update = RoomUpdate(room_id=room_id)
+        if applies and not soft_failed:
+            prev_ids = set(_reference_ids(pdu.get("prev_events")))
+            new_extremities = (extremity_ids - prev_ids) | {event_id}
+            if prev_ids == extremity_ids:
+                # Built on exactly the old extremities: the state before the event was the
+                # current state, so only the event's own key can change.
+                to_insert = {key: event_id} if key is not None else {}
+                to_delete = frozenset()
+            else:
+                new_current = yield self._current_state_for(
+                    room_version, new_extremities, event_id, state_after
+                )
+                old_current = yield self._events.get_current_state_ids(room_id)
+                to_insert = {k: v for k, v in new_current.items() if old_current.get(k) != v}
+                to_delete = frozenset(k for k in old_current if k not in new_current)
+            room_update = RoomUpdate(
+                room_id=room_id,
+                forward_extremities=new_extremities,
+                state_delta_to_insert=to_insert,
+                state_delta_to_delete=to_delete,
+            )
+
+        record = EventToPersist.from_pdu(
+            event_id,
+            pdu,
+            room_id=room_id,
+            rejected_reason=rejected_reason,
+            soft_failed=soft_failed,
+            state_group=group,
+            redacts=redacts_of(pdu, room_version),
+            txn=txn,
+        )
+        orderings = yield self._events.persist_events(PersistBatch(events=[record], room_updates=[room_update]))
+        stream_ordering = orderings.get(event_id)
+        if stream_ordering is not None and applies and not soft_failed:
+            users = set(notify_user_ids)
+            if pdu.get("type") == "m.room.member":
+                users.add(pdu.get("state_key"))
+            self._notifier.notify(ROOM_EVENTS_STREAM, stream_ordering, room_ids=[room_id], user_ids=users)
+        return stream_ordering, state_after
+
+    @defer.inlineCallbacks
+    def _current_state_for(self, room_version, extremities, event_id, state_after):
+        """The room's state given its forward extremities: the state after the new event when
+        it is the only extremity, otherwise the resolution of the states after each one."""
+        ids_after = yield self._state_reader.ids_of(state_after)
+        if extremities == {event_id}:
+            return ids_after
+        others = yield self._state_reader.state_maps_after([e for e in extremities if e != event_id])
+        resolved = yield self._state_reader.resolve(room_version, [ids_after] + others)
+        return resolved
+
+
+def _reference_ids(references):
+    for reference in references or ():
+        yield reference[0] if isinstance(reference, (list, tuple)) else reference
+
