@@ -10,6 +10,7 @@ for a body that is not JSON, ``M_BAD_JSON`` for valid JSON of the wrong shape,
 """
 
 import json
+import math
 import re
 
 from mxref.errors import MatrixError
@@ -24,6 +25,14 @@ _INTEGER = re.compile(r"-?[0-9]+")
 def _refuse_constant(name):
     """Refuse the non-standard JSON constants ``NaN``, ``Infinity`` and ``-Infinity``."""
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text):
+    """Parse a JSON number with a fraction or exponent, refusing ones too large for a double (``1e400``)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text} is out of range")
+    return value
 
 
 def _has_unpaired_surrogate(value) -> bool:
@@ -49,7 +58,7 @@ def decode_json(data: bytes):
 
     The text must be UTF-8 (RFC 8259 section 8.1; other encodings, which
     Python's ``json`` would guess from the first bytes, are refused), must not
-    use ``NaN``/``Infinity``, and must not hold unpaired UTF-16 surrogates
+    use ``NaN``/``Infinity`` or numbers that overflow to infinity, and must not hold unpaired UTF-16 surrogates
     (such strings cannot be stored or signed as UTF-8).
 
     :param data: the raw bytes.
@@ -61,7 +70,7 @@ def decode_json(data: bytes):
     except UnicodeDecodeError:
         raise MatrixError(400, "M_NOT_JSON", "Content not JSON: not valid UTF-8")
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except RecursionError:
         raise MatrixError(400, "M_NOT_JSON", "Content not JSON: nested too deeply")
     except ValueError as e:

@@ -71,6 +71,7 @@ class MatrixRequest(server.Request):
 
     start_time = None
     body_refused = False
+    fully_received = False
     _body_bytes = 0
 
     def _max_body_size(self):
@@ -101,6 +102,7 @@ class MatrixRequest(server.Request):
         """The whole request is in: process it unless its body was refused."""
         if self.body_refused:
             return
+        self.fully_received = True
         super().requestReceived(command, path, version)
 
     def _refuse_body(self):
@@ -126,6 +128,14 @@ class MatrixRequest(server.Request):
         if site is not None:
             site.log_refused_body(self)
         self.channel.loseConnection()
+
+    def connectionLost(self, reason):
+        """The client went away; if it did so before its response was finished, say so in the log."""
+        site = getattr(self.channel, "site", None)
+        unanswered = self.fully_received and not self.finished
+        super().connectionLost(reason)
+        if unanswered and site is not None:
+            site.log_disconnected(self)
 
     def render(self, resrc):
         """Render with mxref's ``Server`` header instead of Twisted's."""
@@ -175,6 +185,19 @@ class MatrixSite(server.Site):
             status=request.code,
             duration_ms=duration_ms,
             user_agent=user_agent.decode("ascii", "replace"),
+        )
+
+    def log_disconnected(self, request):
+        """Log a request whose client disconnected before the response was finished."""
+        duration_ms = None
+        if getattr(request, "start_time", None) is not None:
+            duration_ms = int(round((self.reactor.seconds() - request.start_time) * 1000))
+        self._log.info(
+            "{client_ip} {method} {path} client disconnected after {duration_ms}ms",
+            client_ip=client_ip(request),
+            method=request.method.decode("ascii", "replace"),
+            path=redact_uri(request.uri),
+            duration_ms=duration_ms,
         )
 
     def log_refused_body(self, request):

@@ -54,8 +54,8 @@ class JsonBodyTests(unittest.TestCase):
         self.assert_errcode('{"a": 1}'.encode("utf-16"), "M_NOT_JSON")
 
     def test_nan_and_infinity_are_not_json(self):
-        """NaN, Infinity and -Infinity are not JSON and give 400 M_NOT_JSON."""
-        for text in (b'{"a": NaN}', b'{"a": Infinity}', b'{"a": -Infinity}'):
+        """NaN, Infinity, -Infinity and numbers overflowing to infinity give 400 M_NOT_JSON."""
+        for text in (b'{"a": NaN}', b'{"a": Infinity}', b'{"a": -Infinity}', b'{"a": 1e400}', b'{"a": -1.5e999}'):
             self.assert_errcode(text, "M_NOT_JSON")
 
     def test_unpaired_surrogate_is_not_json(self):

@@ -86,3 +86,22 @@ class SiteTests(unittest.TestCase):
         [event] = self.events
         self.assertEqual(event["user_id"], "@alice:example.org")
         self.assertNotIn("secret-token", repr(event))
+
+    def test_disconnect_before_response_is_logged(self):
+        """A client that hangs up on a long request leaves a 'disconnected' log line with the path."""
+        connection = MemoryConnection(self.site)
+        connection.request("GET", "/slow?access_token=secret")
+        self.clock.advance(2)
+        connection.disconnect()
+        [event] = self.events
+        self.assertIn("disconnected", event["log_format"])
+        self.assertEqual(event["duration_ms"], 2000)
+        self.assertNotIn("secret", event["path"])
+        self.assertTrue(self.pending["d"].called)
+
+    def test_half_sent_request_is_not_logged_as_a_request(self):
+        """A client that disconnects halfway through sending its body never reaches the endpoint or the log."""
+        connection = MemoryConnection(self.site)
+        connection.send(b"PUT /ip HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n{")
+        connection.disconnect()
+        self.assertEqual(self.events, [])
