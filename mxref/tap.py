@@ -141,13 +141,29 @@ def _client_url(config):
 
 
 def _apply_log_config(path: str) -> None:
-    """Configure Python logging from a Synapse-style ``log_config`` file and send Twisted's log there."""
+    """Configure Python logging from a Synapse-style ``log_config`` file (``logging.config.dictConfig``)."""
     try:
         with open(path, encoding="utf-8") as f:
             logging.config.dictConfig(yaml.safe_load(f))
     except (OSError, yaml.YAMLError, ValueError, TypeError, AttributeError) as e:
         raise ConfigError("log_config", f"cannot use {path}: {e}")
-    globalLogPublisher.addObserver(STDLibLogObserver(name="mxref"))
+
+
+class StdlibLogService(Service):
+    """While running, sends Twisted's log events to the standard-library logger ``mxref``."""
+
+    def __init__(self):
+        self.observer = STDLibLogObserver(name="mxref")
+
+    def startService(self):
+        """Start forwarding."""
+        Service.startService(self)
+        globalLogPublisher.addObserver(self.observer)
+
+    def stopService(self):
+        """Stop forwarding."""
+        Service.stopService(self)
+        globalLogPublisher.removeObserver(self.observer)
 
 
 def _default_build(config, reactor):
@@ -219,6 +235,8 @@ def build_service(options, build=None, reactor=None, stdout=None, site_factory=N
     )
 
     top = MultiService()
+    if config.server.log_config:
+        StdlibLogService().setServiceParent(top)
     for child in homeserver.services:
         child.setServiceParent(top)
     if config.server.pid_file:

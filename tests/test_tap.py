@@ -290,3 +290,55 @@ class PluginTests(unittest.TestCase):
         makers = {maker.tapname: maker for maker in getPlugins(IServiceMaker)}
         self.assertIn("mxref", makers)
         self.assertIs(makers["mxref"].options, Options)
+
+
+class LogConfigTests(unittest.TestCase):
+    """log_config routes Twisted's log into Python logging."""
+
+    def test_log_config_applied(self):
+        """With log_config, Twisted log events reach the configured standard-library handler while running."""
+        import logging
+
+        from twisted.logger import Logger
+
+        workdir = os.path.abspath(self.mktemp())
+        os.makedirs(workdir)
+        log_path = os.path.join(workdir, "mxref.log")
+        with open(os.path.join(workdir, "log.yaml"), "w") as f:
+            f.write("version: 1\ndisable_existing_loggers: false\n"
+                    f"handlers: {{file: {{class: logging.FileHandler, filename: '{log_path}'}}}}\n"
+                    "loggers: {mxref: {handlers: [file], level: INFO, propagate: false}}\n")
+        logger = logging.getLogger("mxref")
+        self.addCleanup(lambda: [logger.removeHandler(h) or h.close() for h in list(logger.handlers)])
+        path = os.path.join(workdir, "hs.yaml")
+        with open(path, "w") as f:
+            f.write("server_name: x\nlog_config: log.yaml\nlisteners: [{port: 1, resources: [{names: [client]}]}]\n")
+        options = Options()
+        options.parseOptions(["--config", path])
+        service = makeService(options, build=FakeHomeServer, reactor=MemoryReactor(), stdout=io.StringIO(),
+                              site_factory=plain_site)
+        service.startService()
+        Logger(namespace="test").info("hello {who}", who="operator")
+        service.stopService()
+        Logger(namespace="test").info("after stop")
+        for handler in logger.handlers:
+            handler.flush()
+        with open(log_path) as f:
+            text = f.read()
+        self.assertIn("hello operator", text)
+        self.assertNotIn("after stop", text)
+
+    def test_bad_log_config(self):
+        """An unusable log_config file stops start-up naming log_config."""
+        workdir = os.path.abspath(self.mktemp())
+        os.makedirs(workdir)
+        with open(os.path.join(workdir, "log.yaml"), "w") as f:
+            f.write("version: 99\n")
+        path = os.path.join(workdir, "hs.yaml")
+        with open(path, "w") as f:
+            f.write("server_name: x\nlog_config: log.yaml\nlisteners: [{port: 1, resources: [{names: [client]}]}]\n")
+        options = Options()
+        options.parseOptions(["--config", path])
+        error = self.assertRaises(SystemExit, makeService, options, build=FakeHomeServer, reactor=MemoryReactor(),
+                                  stdout=io.StringIO(), site_factory=plain_site)
+        self.assertIn("log_config", str(error))
