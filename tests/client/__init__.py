@@ -1,0 +1,1 @@
+"""Tests for the Client-Server API features in mxref.client."""
