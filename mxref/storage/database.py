@@ -267,7 +267,12 @@ def schema_files(engine, schema_dir=SCHEMA_DIR):
     return [(version, by_version[version][1]) for version in sorted(by_version)]
 
 
-def _apply_schema_txn(txn, files, now_ms):
+def apply_schema_txn(txn, files, now_ms):
+    """Apply the schema files not yet recorded in ``schema_version``, inside ``txn``.
+
+    :param files: ``(version, path)`` pairs from :func:`schema_files`.
+    :returns: the versions applied now.
+    """
     txn.execute(
         "CREATE TABLE IF NOT EXISTS schema_version ("
         " version INTEGER NOT NULL PRIMARY KEY,"
@@ -298,7 +303,7 @@ def prepare_database(database, reactor, schema_dir=SCHEMA_DIR):
     """
     files = schema_files(database.engine, schema_dir)
     now_ms = int(reactor.seconds() * 1000)
-    return database.run_interaction("prepare_database", _apply_schema_txn, files, now_ms)
+    return database.run_interaction("prepare_database", apply_schema_txn, files, now_ms)
 
 
 def make_engine(database_config):

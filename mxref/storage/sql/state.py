@@ -47,7 +47,7 @@ def _insert_entries(txn, group, entries):
     )
 
 
-def _store_state_group_txn(txn, room_id, prev_group, delta_ids, full_ids, snapshot_interval):
+def store_state_group_txn(txn, room_id, prev_group, delta_ids, full_ids, snapshot_interval):
     """Store a group; returns ``(group, full_state_or_None)``."""
     group = txn.next_counter_value("state_groups")
     if prev_group is None:
@@ -121,7 +121,7 @@ class SqlStateStore:
 
         d = self._db.run_interaction(
             "store_state_group",
-            _store_state_group_txn,
+            store_state_group_txn,
             room_id,
             prev_group,
             dict(delta_ids),
