@@ -52,7 +52,9 @@ class UnrecognizedPathResource(Resource):
 def _prefix_segments(prefix: str) -> tuple:
     segments = tuple(segment.encode("utf-8") for segment in prefix.strip("/").split("/") if segment)
     if not segments:
-        raise ValueError(f"cannot mount a resource at {prefix!r}: give a path prefix such as '/_matrix/client'")
+        raise ValueError(
+            f"cannot mount a resource at {prefix!r}: give a path prefix such as '/_matrix/client'"
+        )
     return segments
 
 
@@ -64,8 +66,10 @@ def _mount(root: Resource, segments: tuple, resource) -> None:
             child = UnrecognizedPathResource()
             node.putChild(segment, child)
         elif getattr(child, "isLeaf", False):
-            raise ValueError(f"cannot mount below /{'/'.join(s.decode() for s in segments)}: "
-                             f"{segment.decode()!r} is already served by a leaf resource")
+            raise ValueError(
+                f"cannot mount below /{'/'.join(s.decode() for s in segments)}: "
+                f"{segment.decode()!r} is already served by a leaf resource"
+            )
         node = child
     node.putChild(segments[-1], resource)
 
@@ -142,13 +146,21 @@ class ListenerService(service.Service):
             socket_error = getattr(failure.value, "socketError", None)
             if failure.check(defer.CancelledError):
                 return None
-            if failure.check(CannotListenError) and getattr(socket_error, "errno", None) in self.tolerated_errors:
-                self.log.info("not listening on {description}: {error}", description=self.description,
-                              error=socket_error)
+            if (
+                failure.check(CannotListenError)
+                and getattr(socket_error, "errno", None) in self.tolerated_errors
+            ):
+                self.log.info(
+                    "not listening on {description}: {error}",
+                    description=self.description,
+                    error=socket_error,
+                )
             elif starting:
                 raise_now.append(failure)
             else:
-                self.log.failure("cannot listen on {description}", failure, description=self.description)
+                self.log.failure(
+                    "cannot listen on {description}", failure, description=self.description
+                )
             return None
 
         self._waiting = self.endpoint.listen(self.factory)
@@ -200,7 +212,9 @@ def listener_endpoints(listener, reactor, listener_key: str = "listeners[0]") ->
         try:
             endpoint = serverFromString(reactor, listener.endpoint)
         except (ValueError, KeyError, TypeError) as e:
-            raise ConfigError(f"{listener_key}.endpoint", f"{listener.endpoint!r} is not a server endpoint: {e}")
+            raise ConfigError(
+                f"{listener_key}.endpoint", f"{listener.endpoint!r} is not a server endpoint: {e}"
+            )
         return [(endpoint, f"{scheme} on {listener.endpoint}", ())]
     endpoints = []
     for address in listener.bind_addresses:
@@ -210,11 +224,15 @@ def listener_endpoints(listener, reactor, listener_key: str = "listeners[0]") ->
         else:
             endpoint = TCP4ServerEndpoint(reactor, listener.port, interface=address)
             description = f"{scheme}://{address}:{listener.port}"
-        endpoints.append((endpoint, description, _tolerated_errors(address, listener.bind_addresses)))
+        endpoints.append(
+            (endpoint, description, _tolerated_errors(address, listener.bind_addresses))
+        )
     return endpoints
 
 
-def build_listener_services(listeners, resources, reactor, tls_options=None, site_factory=None) -> list:
+def build_listener_services(
+    listeners, resources, reactor, tls_options=None, site_factory=None
+) -> list:
     """One :class:`ListenerService` per socket of every listener.
 
     :param listeners: the :class:`mxref.config.listeners.ListenerConfig` tuple (``config.listeners``).

@@ -57,8 +57,15 @@ def _request_json(urlopen, url: str, body=None) -> dict:
         raise RegistrationFailed(f"{url} did not answer JSON")
 
 
-def register_user(server_url: str, shared_secret: str, user: str, password: str, admin: bool,
-                  user_type: str | None = None, urlopen=urllib.request.urlopen) -> dict:
+def register_user(
+    server_url: str,
+    shared_secret: str,
+    user: str,
+    password: str,
+    admin: bool,
+    user_type: str | None = None,
+    urlopen=urllib.request.urlopen,
+) -> dict:
     """Register ``user`` through the shared-secret API: fetch a nonce, then post the signed request.
 
     Blocks (this is for command-line use, not for code running in a reactor).
@@ -112,7 +119,9 @@ def secret_from_config(path: str) -> str:
         return secret
     secret_path = data.get("registration_shared_secret_path")
     if isinstance(secret_path, str):
-        secret_path = os.path.join(os.path.dirname(os.path.abspath(path)), os.path.expanduser(secret_path))
+        secret_path = os.path.join(
+            os.path.dirname(os.path.abspath(path)), os.path.expanduser(secret_path)
+        )
         try:
             with open(secret_path, encoding="utf-8") as f:
                 return f.read().strip()
@@ -130,7 +139,9 @@ def client_url_from_config(path: str):
         if not isinstance(listener, dict) or not isinstance(listener.get("port"), int):
             continue
         names = [
-            name for group in listener.get("resources") or () if isinstance(group, dict)
+            name
+            for group in listener.get("resources") or ()
+            if isinstance(group, dict)
             for name in group.get("names") or ()
         ]
         if "client" not in names:
@@ -153,13 +164,21 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-p", "--password", help="the new user's password (asked for when absent)")
     parser.add_argument("-t", "--user_type", default=None, help="an optional user type, e.g. 'bot'")
     admin = parser.add_mutually_exclusive_group()
-    admin.add_argument("-a", "--admin", action="store_true", default=None, help="make the user a server admin")
+    admin.add_argument(
+        "-a", "--admin", action="store_true", default=None, help="make the user a server admin"
+    )
     admin.add_argument("--no-admin", dest="admin", action="store_false", help="make a normal user")
     secret = parser.add_mutually_exclusive_group(required=True)
-    secret.add_argument("-c", "--config", help="the homeserver.yaml holding registration_shared_secret")
+    secret.add_argument(
+        "-c", "--config", help="the homeserver.yaml holding registration_shared_secret"
+    )
     secret.add_argument("-k", "--shared-secret", help="the registration shared secret itself")
-    parser.add_argument("server_url", nargs="?", default=None,
-                        help=f"the server's client API URL (default: from -c, else {DEFAULT_SERVER_URL})")
+    parser.add_argument(
+        "server_url",
+        nargs="?",
+        default=None,
+        help=f"the server's client API URL (default: from -c, else {DEFAULT_SERVER_URL})",
+    )
     return parser
 
 
@@ -172,7 +191,9 @@ def main(argv=None, stdin=None, stdout=None, stderr=None, urlopen=urllib.request
     try:
         if args.config:
             shared_secret = secret_from_config(args.config)
-            server_url = args.server_url or client_url_from_config(args.config) or DEFAULT_SERVER_URL
+            server_url = (
+                args.server_url or client_url_from_config(args.config) or DEFAULT_SERVER_URL
+            )
         else:
             shared_secret = args.shared_secret
             server_url = args.server_url or DEFAULT_SERVER_URL
@@ -204,7 +225,9 @@ def main(argv=None, stdin=None, stdout=None, stderr=None, urlopen=urllib.request
                 stdout.flush()
                 admin = stdin.readline().strip().lower() in ("y", "yes", "true")
 
-        result = register_user(server_url, shared_secret, user, password, admin, args.user_type, urlopen)
+        result = register_user(
+            server_url, shared_secret, user, password, admin, args.user_type, urlopen
+        )
     except RegistrationFailed as e:
         stderr.write(f"mxref-register: {e}\n")
         return 1

@@ -60,25 +60,35 @@ class Options(usage.Options):
     optParameters = [
         ["config", "c", None, "Run from this homeserver.yaml instead of the data directory's."],
         ["data-dir", None, DEFAULT_DATA_DIR, "The data directory, created on first run."],
-        ["server-name", None, None,
-         f"The server name for a new data directory (default: {DEFAULT_SERVER_NAME}). "
-         "It becomes part of every user ID and cannot be changed later."],
+        [
+            "server-name",
+            None,
+            None,
+            f"The server name for a new data directory (default: {DEFAULT_SERVER_NAME}). "
+            "It becomes part of every user ID and cannot be changed later.",
+        ],
     ]
 
     def postOptions(self):
         """Check the options fit together."""
         if self["config"] is not None:
             if self["server-name"] is not None:
-                raise usage.UsageError("--server-name names a new data directory; with --config the "
-                                       "server name is the file's server_name")
+                raise usage.UsageError(
+                    "--server-name names a new data directory; with --config the "
+                    "server name is the file's server_name"
+                )
             if not os.path.isfile(self["config"]):
-                raise usage.UsageError(f"no configuration file at {self['config']} (run without --config "
-                                       "to create a data directory with a new one)")
+                raise usage.UsageError(
+                    f"no configuration file at {self['config']} (run without --config "
+                    "to create a data directory with a new one)"
+                )
         if self["server-name"] is not None:
             try:
                 split_server_name(self["server-name"])
             except ValueError as e:
-                raise usage.UsageError(f"--server-name {self['server-name']!r} is not a valid server name: {e}")
+                raise usage.UsageError(
+                    f"--server-name {self['server-name']!r} is not a valid server name: {e}"
+                )
 
 
 class PidFileService(Service):
@@ -181,7 +191,54 @@ def _default_site_factory():
     return site_factory
 
 
-def build_service(options, build=None, reactor=None, stdout=None, site_factory=None) -> MultiService:
+def _database_description(database) -> str:
+    if database.sqlite_path:
+        return database.sqlite_path
+    args = database.connect_args
+    return f"PostgreSQL database {args.get('dbname') or args.get('database') or '(default)'}"
+
+
+def _startup_message(
+    config, config_path, created, signing_key, key_created, tls_options, certificate_created
+) -> str:
+    """What the operator is told at start-up: files, sockets, warnings, how to create a user."""
+
+    def new(flag):
+        return " (new)" if flag else ""
+
+    lines = []
+    if created:
+        lines.append(
+            f"mxref: created the data directory {os.path.dirname(config_path)} "
+            f"for the server name {config.server_name!r}."
+        )
+    lines += [
+        f"mxref: server {config.server_name}",
+        f"  configuration    {config_path}{new(created)}",
+        f"  signing key      {config.keys.signing_key_path} ({key_id(signing_key)})"
+        f"{new(key_created)}",
+    ]
+    if tls_options is not None:
+        lines.append(
+            f"  TLS certificate  {config.tls.tls_certificate_path}"
+            f"{' (new, self-signed)' if certificate_created else ''}"
+        )
+    lines.append(f"  database         {_database_description(config.database)}")
+    lines.append(f"  media store      {config.media.media_store_path}")
+    for names, url in _listener_urls(config):
+        lines.append(f"  listening        {url} ({names})")
+    for warning in config.warnings:
+        lines.append(f"  warning          {warning}")
+    client_url = _client_url(config)
+    if config.registration.registration_shared_secret and client_url:
+        lines.append("Create a user with:")
+        lines.append(f"  mxref-register -c {config_path} -u USER --admin {client_url}")
+    return "\n".join(lines) + "\n"
+
+
+def build_service(
+    options, build=None, reactor=None, stdout=None, site_factory=None
+) -> MultiService:
     """Prepare the files, load the configuration and assemble the service tree.
 
     :param options: parsed :class:`Options`.
@@ -244,33 +301,10 @@ def build_service(options, build=None, reactor=None, stdout=None, site_factory=N
     for child in listener_services:
         child.setServiceParent(top)
 
-    def new(flag):
-        return " (new)" if flag else ""
-
-    lines = []
-    if created:
-        lines.append(f"mxref: created the data directory {os.path.dirname(config_path)} "
-                     f"for the server name {config.server_name!r}.")
-    lines += [
-        f"mxref: server {config.server_name}",
-        f"  configuration    {config_path}{new(created)}",
-        f"  signing key      {config.keys.signing_key_path} ({key_id(signing_key)}){new(key_created)}",
-    ]
-    if tls_options is not None:
-        lines.append(f"  TLS certificate  {config.tls.tls_certificate_path}"
-                     f"{' (new, self-signed)' if certificate_created else ''}")
-    database = config.database.sqlite_path or f"PostgreSQL database {config.database.connect_args.get('dbname') or config.database.connect_args.get('database', '')}"
-    lines.append(f"  database         {database}")
-    lines.append(f"  media store      {config.media.media_store_path}")
-    for names, url in _listener_urls(config):
-        lines.append(f"  listening        {url} ({names})")
-    for warning in config.warnings:
-        lines.append(f"  warning          {warning}")
-    client_url = _client_url(config)
-    if config.registration.registration_shared_secret and client_url:
-        lines.append("Create a user with:")
-        lines.append(f"  mxref-register -c {config_path} -u USER --admin {client_url}")
-    stdout.write("\n".join(lines) + "\n")
+    message = _startup_message(
+        config, config_path, created, signing_key, key_created, tls_options, certificate_created
+    )
+    stdout.write(message)
     stdout.flush()
     return top
 

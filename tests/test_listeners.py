@@ -23,7 +23,12 @@ from zope.interface import implementer
 from mxref.config import ConfigError
 from mxref.config.listeners import ListenerConfig, ResourceGroupConfig
 from mxref.crypto.tls import load_certificate_options, write_self_signed_certificate
-from mxref.listeners import ListenerService, build_listener_services, build_root_resource, listener_endpoints
+from mxref.listeners import (
+    ListenerService,
+    build_listener_services,
+    build_root_resource,
+    listener_endpoints,
+)
 
 
 class TextResource(Resource):
@@ -37,8 +42,14 @@ class TextResource(Resource):
 
     def render_GET(self, request):
         request.setHeader(b"Content-Type", b"application/json")
-        return json.dumps({"served_by": self.text, "path": request.path.decode(), "secure": request.isSecure(),
-                           "padding": "x" * 2000}).encode()
+        return json.dumps(
+            {
+                "served_by": self.text,
+                "path": request.path.decode(),
+                "secure": request.isSecure(),
+                "padding": "x" * 2000,
+            }
+        ).encode()
 
 
 def listener(*groups, port=0, tls=False, bind_addresses=("127.0.0.1",), endpoint=None):
@@ -46,7 +57,9 @@ def listener(*groups, port=0, tls=False, bind_addresses=("127.0.0.1",), endpoint
         port=None if endpoint else port,
         bind_addresses=() if endpoint else tuple(bind_addresses),
         tls=tls,
-        resources=tuple(ResourceGroupConfig(names=tuple(names), compress=compress) for names, compress in groups),
+        resources=tuple(
+            ResourceGroupConfig(names=tuple(names), compress=compress) for names, compress in groups
+        ),
         endpoint=endpoint,
     )
 
@@ -54,7 +67,10 @@ def listener(*groups, port=0, tls=False, bind_addresses=("127.0.0.1",), endpoint
 def sample_resources():
     key_api = TextResource("keys")
     return {
-        "client": {"/_matrix/client": TextResource("client"), "/_synapse/admin": TextResource("admin")},
+        "client": {
+            "/_matrix/client": TextResource("client"),
+            "/_synapse/admin": TextResource("admin"),
+        },
         "federation": {"/_matrix/federation": TextResource("federation"), "/_matrix/key": key_api},
         "keys": {"/_matrix/key": key_api},
     }
@@ -95,9 +111,16 @@ class RootResourceTests(unittest.TestCase):
         """client and federation together put every prefix of both into one tree."""
         resources = sample_resources()
         root = build_root_resource(listener((["client", "federation"], False)), resources)
-        self.assertIs(self.child_at(root, b"/_matrix/client/v3/sync"), resources["client"]["/_matrix/client"])
-        self.assertIs(self.child_at(root, b"/_synapse/admin/v1/register"), resources["client"]["/_synapse/admin"])
-        self.assertIs(self.child_at(root, b"/_matrix/key/v2/server"), resources["keys"]["/_matrix/key"])
+        self.assertIs(
+            self.child_at(root, b"/_matrix/client/v3/sync"), resources["client"]["/_matrix/client"]
+        )
+        self.assertIs(
+            self.child_at(root, b"/_synapse/admin/v1/register"),
+            resources["client"]["/_synapse/admin"],
+        )
+        self.assertIs(
+            self.child_at(root, b"/_matrix/key/v2/server"), resources["keys"]["/_matrix/key"]
+        )
 
     def test_unnamed_resources_absent(self):
         """A client-only listener does not serve federation paths."""
@@ -117,13 +140,19 @@ class RootResourceTests(unittest.TestCase):
         """Two different resources at one prefix are a programming error."""
         resources = sample_resources()
         resources["keys"] = {"/_matrix/key": TextResource("other")}
-        self.assertRaises(ValueError, build_root_resource, listener((["federation", "keys"], False)), resources)
+        self.assertRaises(
+            ValueError, build_root_resource, listener((["federation", "keys"], False)), resources
+        )
 
     def test_unknown_resource_name(self):
         """A resource name the server does not have is a ConfigError naming the listener's names."""
-        error = self.assertRaises(ConfigError, build_root_resource,
-                                  listener((["client"], False), (["metrics"], False)), sample_resources(),
-                                  "listeners[2]")
+        error = self.assertRaises(
+            ConfigError,
+            build_root_resource,
+            listener((["client"], False), (["metrics"], False)),
+            sample_resources(),
+            "listeners[2]",
+        )
         self.assertEqual(error.key, "listeners[2].resources[1].names")
         self.assertIn("metrics", error.msg)
 
@@ -133,12 +162,16 @@ class EndpointTests(unittest.TestCase):
 
     def test_one_service_per_bind_address(self):
         """Each bind address gets its own endpoint, IPv6 addresses a TCP6 one."""
-        endpoints = listener_endpoints(listener((["client"], False), port=8008, bind_addresses=("::1", "127.0.0.1")),
-                                       MemoryReactor())
+        endpoints = listener_endpoints(
+            listener((["client"], False), port=8008, bind_addresses=("::1", "127.0.0.1")),
+            MemoryReactor(),
+        )
         (v6, v6_description, _), (v4, v4_description, _) = endpoints
         self.assertIsInstance(v6, TCP6ServerEndpoint)
         self.assertIsInstance(v4, TCP4ServerEndpoint)
-        self.assertEqual((v6_description, v4_description), ("http://[::1]:8008", "http://127.0.0.1:8008"))
+        self.assertEqual(
+            (v6_description, v4_description), ("http://[::1]:8008", "http://127.0.0.1:8008")
+        )
 
     def test_listens_on_memory_reactor(self):
         """Starting the services listens on every address with a Site (wrapped in TLS when asked)."""
@@ -148,38 +181,57 @@ class EndpointTests(unittest.TestCase):
         cert, key = os.path.join(directory, "c"), os.path.join(directory, "k")
         write_self_signed_certificate("localhost", cert, key)
         services = build_listener_services(
-            [listener((["client"], False), port=8008, bind_addresses=("::", "0.0.0.0")),
-             listener((["federation"], False), port=8448, tls=True)],
-            sample_resources(), memory, load_certificate_options(cert, key))
+            [
+                listener((["client"], False), port=8008, bind_addresses=("::", "0.0.0.0")),
+                listener((["federation"], False), port=8448, tls=True),
+            ],
+            sample_resources(),
+            memory,
+            load_certificate_options(cert, key),
+        )
         self.assertEqual(len(services), 3)
         for service in services:
             service.privilegedStartService()
             service.startService()
-        self.assertEqual([(port, interface) for port, _, _, interface in memory.tcpServers],
-                         [(8008, "::"), (8008, "0.0.0.0"), (8448, "127.0.0.1")])
+        self.assertEqual(
+            [(port, interface) for port, _, _, interface in memory.tcpServers],
+            [(8008, "::"), (8008, "0.0.0.0"), (8448, "127.0.0.1")],
+        )
         self.assertIsInstance(memory.tcpServers[0][1], Site)
         self.assertIsInstance(memory.tcpServers[2][1].wrappedFactory, Site)
 
     def test_endpoint_string(self):
         """A listener with an endpoint string listens there."""
         memory = MemoryReactor()
-        (service,) = build_listener_services([listener((["client"], False), endpoint="tcp:9999:interface=127.0.0.2")],
-                                             sample_resources(), memory)
+        (service,) = build_listener_services(
+            [listener((["client"], False), endpoint="tcp:9999:interface=127.0.0.2")],
+            sample_resources(),
+            memory,
+        )
         service.startService()
         self.assertEqual(memory.tcpServers[0][0], 9999)
         self.assertEqual(memory.tcpServers[0][3], "127.0.0.2")
 
     def test_bad_endpoint_string(self):
         """A malformed endpoint string is a ConfigError naming the listener's endpoint."""
-        error = self.assertRaises(ConfigError, build_listener_services,
-                                  [listener((["client"], False), endpoint="carrier-pigeon:1")],
-                                  sample_resources(), MemoryReactor())
+        error = self.assertRaises(
+            ConfigError,
+            build_listener_services,
+            [listener((["client"], False), endpoint="carrier-pigeon:1")],
+            sample_resources(),
+            MemoryReactor(),
+        )
         self.assertEqual(error.key, "listeners[0].endpoint")
 
     def test_tls_without_options(self):
         """A TLS listener without TLS options is refused."""
-        error = self.assertRaises(ConfigError, build_listener_services,
-                                  [listener((["client"], False), tls=True)], sample_resources(), MemoryReactor())
+        error = self.assertRaises(
+            ConfigError,
+            build_listener_services,
+            [listener((["client"], False), tls=True)],
+            sample_resources(),
+            MemoryReactor(),
+        )
         self.assertEqual(error.key, "listeners[0].tls")
 
     def test_site_factory(self):
@@ -191,7 +243,9 @@ class EndpointTests(unittest.TestCase):
             return Site(root)
 
         config = listener((["client"], False))
-        build_listener_services([config], sample_resources(), MemoryReactor(), site_factory=site_factory)
+        build_listener_services(
+            [config], sample_resources(), MemoryReactor(), site_factory=site_factory
+        )
         self.assertEqual(seen, [config])
 
 
@@ -202,7 +256,11 @@ class FailingEndpoint:
         self.error_number = error_number
 
     def listen(self, factory):
-        return defer.fail(CannotListenError("0.0.0.0", 8008, OSError(self.error_number, os.strerror(self.error_number))))
+        return defer.fail(
+            CannotListenError(
+                "0.0.0.0", 8008, OSError(self.error_number, os.strerror(self.error_number))
+            )
+        )
 
 
 class ListenerServiceTests(unittest.TestCase):
@@ -210,13 +268,19 @@ class ListenerServiceTests(unittest.TestCase):
 
     def test_bind_failure_raises(self):
         """A port that cannot be bound fails start-up at once."""
-        service = ListenerService(FailingEndpoint(errno.EADDRINUSE), Site(Resource()), "http://0.0.0.0:8008")
+        service = ListenerService(
+            FailingEndpoint(errno.EADDRINUSE), Site(Resource()), "http://0.0.0.0:8008"
+        )
         self.assertRaises(CannotListenError, service.privilegedStartService)
 
     def test_tolerated_failure(self):
         """0.0.0.0 already covered by a dual-stack :: socket is logged, not raised."""
-        service = ListenerService(FailingEndpoint(errno.EADDRINUSE), Site(Resource()), "http://0.0.0.0:8008",
-                                  tolerated_errors=(errno.EADDRINUSE,))
+        service = ListenerService(
+            FailingEndpoint(errno.EADDRINUSE),
+            Site(Resource()),
+            "http://0.0.0.0:8008",
+            tolerated_errors=(errno.EADDRINUSE,),
+        )
         service.privilegedStartService()
         service.startService()
         self.assertIsNone(service.port)
@@ -224,18 +288,23 @@ class ListenerServiceTests(unittest.TestCase):
 
     def test_dual_stack_defaults_tolerate(self):
         """With Synapse's default ['::', '0.0.0.0'], 0.0.0.0 tolerates EADDRINUSE and :: a missing IPv6 stack."""
-        endpoints = listener_endpoints(listener((["client"], False), bind_addresses=("::", "0.0.0.0")),
-                                       MemoryReactor())
+        endpoints = listener_endpoints(
+            listener((["client"], False), bind_addresses=("::", "0.0.0.0")), MemoryReactor()
+        )
         self.assertEqual(endpoints[0][2], (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL))
         self.assertEqual(endpoints[1][2], (errno.EADDRINUSE,))
 
     def test_real_port_conflict(self):
         """Binding a port already in use on loopback raises CannotListenError."""
-        first = build_listener_services([listener((["client"], False))], sample_resources(), reactor)[0]
+        first = build_listener_services(
+            [listener((["client"], False))], sample_resources(), reactor
+        )[0]
         first.privilegedStartService()
         self.addCleanup(first.stopService)
         port = first.port.getHost().port
-        second = build_listener_services([listener((["client"], False), port=port)], sample_resources(), reactor)[0]
+        second = build_listener_services(
+            [listener((["client"], False), port=port)], sample_resources(), reactor
+        )[0]
         self.assertRaises(CannotListenError, second.privilegedStartService)
 
 
@@ -253,7 +322,11 @@ class LoopbackTests(unittest.TestCase):
 
     def start(self, config):
         services = build_listener_services(
-            [config], sample_resources(), reactor, load_certificate_options(self.certificate_path, self.key_path))
+            [config],
+            sample_resources(),
+            reactor,
+            load_certificate_options(self.certificate_path, self.key_path),
+        )
         for service in services:
             service.startService()
             self.addCleanup(service.stopService)
@@ -261,8 +334,13 @@ class LoopbackTests(unittest.TestCase):
 
     def agent(self):
         from twisted.web.client import HTTPConnectionPool
+
         pool = HTTPConnectionPool(reactor, persistent=False)
-        return Agent(reactor, contextFactory=TrustOneCertificate(self.certificate_pem, "localhost"), pool=pool)
+        return Agent(
+            reactor,
+            contextFactory=TrustOneCertificate(self.certificate_pem, "localhost"),
+            pool=pool,
+        )
 
     @defer.inlineCallbacks
     def get(self, url: bytes, headers=None):
@@ -275,13 +353,19 @@ class LoopbackTests(unittest.TestCase):
         """One TLS listener serves client and federation, verified against the generated certificate."""
         (service,) = self.start(listener((["client", "federation"], False), tls=True))
         port = service.port.getHost().port
-        response, body = yield self.get(f"https://127.0.0.1:{port}/_matrix/client/versions".encode())
+        response, body = yield self.get(
+            f"https://127.0.0.1:{port}/_matrix/client/versions".encode()
+        )
         self.assertEqual(response.code, 200)
         answer = json.loads(body)
         self.assertEqual((answer["served_by"], answer["secure"]), ("client", True))
-        response, body = yield self.get(f"https://127.0.0.1:{port}/_matrix/federation/v1/version".encode())
+        response, body = yield self.get(
+            f"https://127.0.0.1:{port}/_matrix/federation/v1/version".encode()
+        )
         self.assertEqual(json.loads(body)["served_by"], "federation")
-        response, body = yield self.get(f"https://127.0.0.1:{port}/_matrix/media/v3/config".encode())
+        response, body = yield self.get(
+            f"https://127.0.0.1:{port}/_matrix/media/v3/config".encode()
+        )
         self.assertEqual(response.code, 404)
         self.assertEqual(json.loads(body)["errcode"], "M_UNRECOGNIZED")
 
@@ -290,19 +374,26 @@ class LoopbackTests(unittest.TestCase):
         """A client expecting another server name rejects the certificate (it names only localhost)."""
         (service,) = self.start(listener((["client"], False), tls=True))
         port = service.port.getHost().port
-        agent = Agent(reactor, contextFactory=TrustOneCertificate(self.certificate_pem, "example.org"))
+        agent = Agent(
+            reactor, contextFactory=TrustOneCertificate(self.certificate_pem, "example.org")
+        )
         error = yield self.assertFailure(
-            agent.request(b"GET", f"https://127.0.0.1:{port}/_matrix/client/x".encode()), ResponseNeverReceived)
+            agent.request(b"GET", f"https://127.0.0.1:{port}/_matrix/client/x".encode()),
+            ResponseNeverReceived,
+        )
         self.assertTrue(error.reasons[0].check(VerificationError), error.reasons)
 
     @defer.inlineCallbacks
     def test_plain_http_with_compression(self):
         """A plain listener with compress: true gzips responses for clients that accept it."""
         from twisted.web.http_headers import Headers
+
         (service,) = self.start(listener((["client"], True)))
         port = service.port.getHost().port
-        response, body = yield self.get(f"http://127.0.0.1:{port}/_matrix/client/versions".encode(),
-                                        Headers({b"Accept-Encoding": [b"gzip"]}))
+        response, body = yield self.get(
+            f"http://127.0.0.1:{port}/_matrix/client/versions".encode(),
+            Headers({b"Accept-Encoding": [b"gzip"]}),
+        )
         self.assertEqual(response.headers.getRawHeaders(b"Content-Encoding"), [b"gzip"])
         self.assertEqual(json.loads(gzip.decompress(body))["secure"], False)
 

@@ -34,16 +34,23 @@ class FakeRegisterEndpoint(Resource):
 
     def render_POST(self, request):
         body = json.loads(request.content.read())
-        message = "\x00".join([body["nonce"], body["username"], body["password"],
-                               "admin" if body["admin"] else "notadmin"]).encode()
+        message = "\x00".join(
+            [
+                body["nonce"],
+                body["username"],
+                body["password"],
+                "admin" if body["admin"] else "notadmin",
+            ]
+        ).encode()
         expected = hmac.new(SECRET.encode(), message, hashlib.sha1).hexdigest()
         if body["nonce"] not in self.nonces or body["mac"] != expected:
             request.setResponseCode(403)
             return json.dumps({"errcode": "M_FORBIDDEN", "error": "HMAC incorrect"}).encode()
         self.nonces.remove(body["nonce"])
         self.registered.append((body["username"], body["password"], body["admin"]))
-        return json.dumps({"user_id": f"@{body['username']}:localhost", "access_token": "t",
-                           "device_id": "D"}).encode()
+        return json.dumps(
+            {"user_id": f"@{body['username']}:localhost", "access_token": "t", "device_id": "D"}
+        ).encode()
 
 
 class RegisterUserTests(unittest.TestCase):
@@ -72,7 +79,9 @@ class RegisterUserTests(unittest.TestCase):
     @defer.inlineCallbacks
     def test_register_admin_with_secret(self):
         """-k, -u, -p and --admin register an admin user."""
-        status, out, err = yield self.run_main(["-k", SECRET, "-u", "alice", "-p", "pw", "--admin", self.url])
+        status, out, err = yield self.run_main(
+            ["-k", SECRET, "-u", "alice", "-p", "pw", "--admin", self.url]
+        )
         self.assertEqual((status, err), (0, ""))
         self.assertIn("@alice:localhost", out)
         self.assertEqual(self.endpoint.registered, [("alice", "pw", True)])
@@ -92,7 +101,9 @@ class RegisterUserTests(unittest.TestCase):
         path = os.path.join(directory, "homeserver.yaml")
         with open(path, "w") as f:
             f.write(generate_config("localhost", directory, registration_shared_secret=SECRET))
-        status, _, err = yield self.run_main(["-c", path, "-u", "carol", "-p", "pw", "--no-admin", self.url])
+        status, _, err = yield self.run_main(
+            ["-c", path, "-u", "carol", "-p", "pw", "--no-admin", self.url]
+        )
         self.assertEqual((status, err), (0, ""))
         self.assertEqual(self.endpoint.registered, [("carol", "pw", False)])
 
@@ -116,7 +127,9 @@ class RegisterUserTests(unittest.TestCase):
         """A server that is not there gives a clear error."""
         port = self.port.getHost().port
         yield self.port.stopListening()
-        status, _, err = yield self.run_main(["-k", SECRET, "-u", "e", "-p", "pw", f"http://127.0.0.1:{port}"])
+        status, _, err = yield self.run_main(
+            ["-k", SECRET, "-u", "e", "-p", "pw", f"http://127.0.0.1:{port}"]
+        )
         self.assertEqual(status, 1)
         self.assertIn("cannot reach", err)
 
@@ -140,8 +153,10 @@ class ConfigReadingTests(unittest.TestCase):
 
     def test_secret_path_and_wildcard_address(self):
         """registration_shared_secret_path is followed and a wildcard bind address becomes localhost."""
-        path = self.write("registration_shared_secret_path: secret\nlisteners:\n"
-                          "  - {port: 443, tls: true, resources: [{names: [client, federation]}]}\n")
+        path = self.write(
+            "registration_shared_secret_path: secret\nlisteners:\n"
+            "  - {port: 443, tls: true, resources: [{names: [client, federation]}]}\n"
+        )
         with open(os.path.join(os.path.dirname(path), "secret"), "w") as f:
             f.write("from-file\n")
         self.assertEqual(secret_from_config(path), "from-file")
@@ -150,4 +165,6 @@ class ConfigReadingTests(unittest.TestCase):
     def test_no_secret(self):
         """A configuration without a shared secret fails with a clear message."""
         path = self.write("server_name: x\n")
-        self.assertEqual(main(["-c", path, "-u", "a", "-p", "b"], io.StringIO(), io.StringIO(), io.StringIO()), 1)
+        self.assertEqual(
+            main(["-c", path, "-u", "a", "-p", "b"], io.StringIO(), io.StringIO(), io.StringIO()), 1
+        )

@@ -55,18 +55,34 @@ class TapTests(unittest.TestCase):
 
     def run_tap(self, *argv):
         stdout = io.StringIO()
-        service = makeService(self.options(*argv), build=self.build, reactor=self.reactor, stdout=stdout,
-                              site_factory=plain_site)
+        service = makeService(
+            self.options(*argv),
+            build=self.build,
+            reactor=self.reactor,
+            stdout=stdout,
+            site_factory=plain_site,
+        )
         return service, stdout.getvalue()
 
     def test_first_run_creates_data_dir(self):
         """The first run creates the data directory with homeserver.yaml, a signing key and a TLS certificate."""
         data_dir = os.path.join(self.workdir, "data")
         service, out = self.run_tap("--data-dir", data_dir)
-        self.assertEqual(sorted(os.listdir(data_dir)), sorted([
-            "homeserver.yaml", "localhost.signing.key", "localhost.tls.crt", "localhost.tls.key"]))
+        self.assertEqual(
+            sorted(os.listdir(data_dir)),
+            sorted(
+                [
+                    "homeserver.yaml",
+                    "localhost.signing.key",
+                    "localhost.tls.crt",
+                    "localhost.tls.key",
+                ]
+            ),
+        )
         self.assertEqual(stat.S_IMODE(os.stat(data_dir).st_mode), 0o700)
-        self.assertEqual(stat.S_IMODE(os.stat(os.path.join(data_dir, "homeserver.yaml")).st_mode), 0o600)
+        self.assertEqual(
+            stat.S_IMODE(os.stat(os.path.join(data_dir, "homeserver.yaml")).st_mode), 0o600
+        )
         config = self.built[0].config
         self.assertIsInstance(config, HomeServerConfig)
         self.assertEqual(config.server_name, "localhost")
@@ -97,8 +113,10 @@ class TapTests(unittest.TestCase):
         service.privilegedStartService()
         service.startService()
         self.addCleanup(service.stopService)
-        self.assertEqual([(port, interface) for port, _, _, interface in self.reactor.tcpServers],
-                         [(8008, "127.0.0.1"), (8448, "127.0.0.1")])
+        self.assertEqual(
+            [(port, interface) for port, _, _, interface in self.reactor.tcpServers],
+            [(8008, "127.0.0.1"), (8448, "127.0.0.1")],
+        )
         self.assertIsInstance(self.reactor.tcpServers[0][1], Site)
         self.assertIsInstance(self.reactor.tcpServers[1][1].wrappedFactory, Site)
 
@@ -141,7 +159,9 @@ class TapTests(unittest.TestCase):
         data_dir = os.path.join(self.workdir, "data")
         self.run_tap("--data-dir", data_dir, "--server-name", "a.example")
         self.run_tap("--data-dir", data_dir, "--server-name", "a.example")
-        error = self.assertRaises(SystemExit, self.run_tap, "--data-dir", data_dir, "--server-name", "b.example")
+        error = self.assertRaises(
+            SystemExit, self.run_tap, "--data-dir", data_dir, "--server-name", "b.example"
+        )
         self.assertIn("server_name", str(error))
 
     def test_default_data_dir_is_relative_to_cwd(self):
@@ -158,12 +178,14 @@ class TapTests(unittest.TestCase):
         os.makedirs(config_dir)
         path = os.path.join(config_dir, "my.yaml")
         with open(path, "w") as f:
-            f.write("server_name: example.com\n"
-                    "signing_key_path: keys.key\n"
-                    "listeners:\n"
-                    "  - port: 8080\n"
-                    "    bind_addresses: ['::1']\n"
-                    "    resources: [{names: [client, federation]}]\n")
+            f.write(
+                "server_name: example.com\n"
+                "signing_key_path: keys.key\n"
+                "listeners:\n"
+                "  - port: 8080\n"
+                "    bind_addresses: ['::1']\n"
+                "    resources: [{names: [client, federation]}]\n"
+            )
         service, out = self.run_tap("--config", path)
         self.assertEqual(self.built[0].config.server_name, "example.com")
         self.assertTrue(os.path.isfile(os.path.join(config_dir, "keys.key")))
@@ -192,7 +214,9 @@ class TapTests(unittest.TestCase):
         """A listener naming a resource the homeserver lacks is refused, naming the listener."""
         path = os.path.join(self.workdir, "hs.yaml")
         with open(path, "w") as f:
-            f.write("server_name: x\nlisteners: [{port: 1, resources: [{names: [client, media]}]}]\n")
+            f.write(
+                "server_name: x\nlisteners: [{port: 1, resources: [{names: [client, media]}]}]\n"
+            )
         error = self.assertRaises(SystemExit, self.run_tap, "--config", path)
         self.assertIn("listeners[0].resources[0].names", str(error))
 
@@ -200,17 +224,22 @@ class TapTests(unittest.TestCase):
         """build_service itself raises ConfigError for callers that want the key."""
         path = os.path.join(self.workdir, "bad.yaml")
         with open(path, "w") as f:
-            f.write("server_name: 'bad name'\nlisteners: [{port: 1, resources: [{names: [client]}]}]\n")
+            f.write(
+                "server_name: 'bad name'\nlisteners: [{port: 1, resources: [{names: [client]}]}]\n"
+            )
         options = self.options("--config", path)
-        error = self.assertRaises(ConfigError, build_service, options, self.build, self.reactor, io.StringIO(),
-                                  plain_site)
+        error = self.assertRaises(
+            ConfigError, build_service, options, self.build, self.reactor, io.StringIO(), plain_site
+        )
         self.assertEqual(error.key, "server_name")
 
     def test_warnings_shown(self):
         """Unknown keys are listed in the start-up message."""
         path = os.path.join(self.workdir, "hs.yaml")
         with open(path, "w") as f:
-            f.write("server_name: x\nfrobnicate: 1\nlisteners: [{port: 1, resources: [{names: [client]}]}]\n")
+            f.write(
+                "server_name: x\nfrobnicate: 1\nlisteners: [{port: 1, resources: [{names: [client]}]}]\n"
+            )
         _, out = self.run_tap("--config", path)
         self.assertIn("frobnicate: is not an mxref option", out)
 
@@ -218,7 +247,9 @@ class TapTests(unittest.TestCase):
         """pid_file is written while running and removed on stop."""
         path = os.path.join(self.workdir, "hs.yaml")
         with open(path, "w") as f:
-            f.write("server_name: x\npid_file: mxref.pid\nlisteners: [{port: 1, resources: [{names: [client]}]}]\n")
+            f.write(
+                "server_name: x\npid_file: mxref.pid\nlisteners: [{port: 1, resources: [{names: [client]}]}]\n"
+            )
         service, _ = self.run_tap("--config", path)
         (pid_service,) = [child for child in service if isinstance(child, PidFileService)]
         pid_service.startService()
@@ -241,13 +272,17 @@ class OptionsTests(unittest.TestCase):
 
     def test_missing_config_file(self):
         """--config with a file that does not exist is a usage error."""
-        self.assertRaises(usage.UsageError, Options().parseOptions, ["--config", "/nonexistent/hs.yaml"])
+        self.assertRaises(
+            usage.UsageError, Options().parseOptions, ["--config", "/nonexistent/hs.yaml"]
+        )
 
     def test_server_name_with_config(self):
         """--server-name cannot be combined with --config."""
         path = self.mktemp()
         open(path, "w").close()
-        self.assertRaises(usage.UsageError, Options().parseOptions, ["--config", path, "--server-name", "a"])
+        self.assertRaises(
+            usage.UsageError, Options().parseOptions, ["--config", path, "--server-name", "a"]
+        )
 
     def test_bad_server_name(self):
         """An invalid --server-name is a usage error."""
@@ -265,9 +300,11 @@ class DefaultSiteTests(unittest.TestCase):
         os.makedirs(workdir)
         path = os.path.join(workdir, "hs.yaml")
         with open(path, "w") as f:
-            f.write("server_name: x\nlisteners:\n"
-                    "  - {port: 1, bind_addresses: ['127.0.0.1'], x_forwarded: true, resources: [{names: [client]}]}\n"
-                    "  - {port: 2, bind_addresses: ['127.0.0.1'], resources: [{names: [client]}]}\n")
+            f.write(
+                "server_name: x\nlisteners:\n"
+                "  - {port: 1, bind_addresses: ['127.0.0.1'], x_forwarded: true, resources: [{names: [client]}]}\n"
+                "  - {port: 2, bind_addresses: ['127.0.0.1'], resources: [{names: [client]}]}\n"
+            )
         options = Options()
         options.parseOptions(["--config", path])
         reactor = MemoryReactor()
@@ -305,18 +342,29 @@ class LogConfigTests(unittest.TestCase):
         os.makedirs(workdir)
         log_path = os.path.join(workdir, "mxref.log")
         with open(os.path.join(workdir, "log.yaml"), "w") as f:
-            f.write("version: 1\ndisable_existing_loggers: false\n"
-                    f"handlers: {{file: {{class: logging.FileHandler, filename: '{log_path}'}}}}\n"
-                    "loggers: {mxref: {handlers: [file], level: INFO, propagate: false}}\n")
+            f.write(
+                "version: 1\ndisable_existing_loggers: false\n"
+                f"handlers: {{file: {{class: logging.FileHandler, filename: '{log_path}'}}}}\n"
+                "loggers: {mxref: {handlers: [file], level: INFO, propagate: false}}\n"
+            )
         logger = logging.getLogger("mxref")
-        self.addCleanup(lambda: [logger.removeHandler(h) or h.close() for h in list(logger.handlers)])
+        self.addCleanup(
+            lambda: [logger.removeHandler(h) or h.close() for h in list(logger.handlers)]
+        )
         path = os.path.join(workdir, "hs.yaml")
         with open(path, "w") as f:
-            f.write("server_name: x\nlog_config: log.yaml\nlisteners: [{port: 1, resources: [{names: [client]}]}]\n")
+            f.write(
+                "server_name: x\nlog_config: log.yaml\nlisteners: [{port: 1, resources: [{names: [client]}]}]\n"
+            )
         options = Options()
         options.parseOptions(["--config", path])
-        service = makeService(options, build=FakeHomeServer, reactor=MemoryReactor(), stdout=io.StringIO(),
-                              site_factory=plain_site)
+        service = makeService(
+            options,
+            build=FakeHomeServer,
+            reactor=MemoryReactor(),
+            stdout=io.StringIO(),
+            site_factory=plain_site,
+        )
         service.startService()
         Logger(namespace="test").info("hello {who}", who="operator")
         service.stopService()
@@ -336,9 +384,18 @@ class LogConfigTests(unittest.TestCase):
             f.write("version: 99\n")
         path = os.path.join(workdir, "hs.yaml")
         with open(path, "w") as f:
-            f.write("server_name: x\nlog_config: log.yaml\nlisteners: [{port: 1, resources: [{names: [client]}]}]\n")
+            f.write(
+                "server_name: x\nlog_config: log.yaml\nlisteners: [{port: 1, resources: [{names: [client]}]}]\n"
+            )
         options = Options()
         options.parseOptions(["--config", path])
-        error = self.assertRaises(SystemExit, makeService, options, build=FakeHomeServer, reactor=MemoryReactor(),
-                                  stdout=io.StringIO(), site_factory=plain_site)
+        error = self.assertRaises(
+            SystemExit,
+            makeService,
+            options,
+            build=FakeHomeServer,
+            reactor=MemoryReactor(),
+            stdout=io.StringIO(),
+            site_factory=plain_site,
+        )
         self.assertIn("log_config", str(error))

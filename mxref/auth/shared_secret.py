@@ -47,8 +47,15 @@ def compute_registration_mac(
     return hmac.new(secret.encode("utf-8"), message, hashlib.sha1).hexdigest()
 
 
-def registration_mac_matches(secret: str, mac: str, nonce: str, user: str, password: str, admin: bool,
-                             user_type: str | None = None) -> bool:
+def registration_mac_matches(
+    secret: str,
+    mac: str,
+    nonce: str,
+    user: str,
+    password: str,
+    admin: bool,
+    user_type: str | None = None,
+) -> bool:
     """Whether ``mac`` is the right MAC for the other arguments (compared in constant time)."""
     expected = compute_registration_mac(secret, nonce, user, password, admin, user_type)
     return hmac.compare_digest(expected.encode("ascii"), mac.encode("utf-8", "replace"))

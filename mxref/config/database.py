@@ -60,7 +60,9 @@ class DatabaseConfig:
         section = reader.section("database")
         name = section.string("name", "sqlite3")
         if name not in ENGINES:
-            raise ConfigError(section.key_path("name"), f"must be one of {', '.join(ENGINES)}, not {name!r}")
+            raise ConfigError(
+                section.key_path("name"), f"must be one of {', '.join(ENGINES)}, not {name!r}"
+            )
         args = section.section("args")
         cp_min = args.integer("cp_min", 5 if name == "psycopg2" else 1, minimum=1)
         cp_max = args.integer("cp_max", 10 if name == "psycopg2" else 1, minimum=1)

@@ -18,7 +18,9 @@ def _quote(value: str) -> str:
     return json.dumps(value)
 
 
-def generate_config(server_name: str, data_dir: str, registration_shared_secret: str | None = None) -> str:
+def generate_config(
+    server_name: str, data_dir: str, registration_shared_secret: str | None = None
+) -> str:
     """Return the text of a new ``homeserver.yaml`` for ``server_name`` keeping its files in ``data_dir``.
 
     The client API listens on ``http://127.0.0.1:8008``; federation listens with

@@ -98,9 +98,17 @@ class HomeServerConfig:
             warnings=(),
         )
         for index, listener in enumerate(config.listeners):
-            if listener.tls and not (config.tls.tls_certificate_path and config.tls.tls_private_key_path):
-                missing = "tls_certificate_path" if not config.tls.tls_certificate_path else "tls_private_key_path"
-                raise ConfigError(missing, f"is required because a listener (listeners[{index}]) has tls: true")
+            if listener.tls and not (
+                config.tls.tls_certificate_path and config.tls.tls_private_key_path
+            ):
+                missing = (
+                    "tls_certificate_path"
+                    if not config.tls.tls_certificate_path
+                    else "tls_private_key_path"
+                )
+                raise ConfigError(
+                    missing, f"is required because a listener (listeners[{index}]) has tls: true"
+                )
         reader.warn_about_unread(ignored_synapse_keys=IGNORED_SYNAPSE_KEYS)
         return attrs.evolve(config, warnings=tuple(warnings))
 

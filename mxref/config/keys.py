@@ -99,7 +99,9 @@ class KeyConfig:
             old.append(
                 OldSigningKeyConfig(
                     key_id=key_id,
-                    key=_check_verify_key(entry_reader.key_path("key"), key_id, entry_reader.raw("key", None)),
+                    key=_check_verify_key(
+                        entry_reader.key_path("key"), key_id, entry_reader.raw("key", None)
+                    ),
                     expired_ts=entry_reader.integer("expired_ts", minimum=0),
                 )
             )

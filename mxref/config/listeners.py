@@ -79,7 +79,9 @@ class ListenerConfig:
         """Read one listener; returns ``None`` for a Synapse-only listener type (after warning)."""
         listener_type = reader.string("type", "http")
         if listener_type in _SYNAPSE_ONLY_TYPES:
-            reader.warn("type", f"{listener_type!r} listeners are not supported by mxref; listener skipped")
+            reader.warn(
+                "type", f"{listener_type!r} listeners are not supported by mxref; listener skipped"
+            )
             return None
         if listener_type != "http":
             raise ConfigError(reader.key_path("type"), f"must be 'http', not {listener_type!r}")
@@ -100,8 +102,12 @@ class ListenerConfig:
         for group_reader in reader.sections("resources"):
             names = group_reader.string_list("names", ())
             if not names:
-                raise ConfigError(group_reader.key_path("names"), "must list at least one resource name")
-            groups.append(ResourceGroupConfig(names=names, compress=group_reader.boolean("compress", False)))
+                raise ConfigError(
+                    group_reader.key_path("names"), "must list at least one resource name"
+                )
+            groups.append(
+                ResourceGroupConfig(names=names, compress=group_reader.boolean("compress", False))
+            )
             group_reader.warn_about_unread()
         if not groups:
             raise ConfigError(reader.key_path("resources"), "must list at least one resource group")

@@ -39,10 +39,14 @@ def read_modules(reader: ConfigReader) -> tuple:
     for module_reader in reader.sections("modules"):
         name = module_reader.string("module")
         if not _DOTTED_NAME.fullmatch(name):
-            raise ConfigError(module_reader.key_path("module"), f"{name!r} is not a dotted Python name")
+            raise ConfigError(
+                module_reader.key_path("module"), f"{name!r} is not a dotted Python name"
+            )
         config = module_reader.raw("config", {})
         if not isinstance(config, dict):
-            raise ConfigError(module_reader.key_path("config"), f"must be a mapping, not {config!r}")
+            raise ConfigError(
+                module_reader.key_path("config"), f"must be a mapping, not {config!r}"
+            )
         modules.append(ModuleConfig(module=name, config=types.MappingProxyType(config)))
         module_reader.warn_about_unread()
     return tuple(modules)

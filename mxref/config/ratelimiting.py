@@ -71,7 +71,9 @@ class RateLimitConfig:
         login = reader.section("rc_login")
         config = cls(
             rc_message=RateLimit.read(reader.section("rc_message"), defaults.rc_message),
-            rc_registration=RateLimit.read(reader.section("rc_registration"), defaults.rc_registration),
+            rc_registration=RateLimit.read(
+                reader.section("rc_registration"), defaults.rc_registration
+            ),
             rc_login_address=RateLimit.read(login.section("address"), defaults.rc_login_address),
             rc_login_account=RateLimit.read(login.section("account"), defaults.rc_login_account),
             rc_login_failed_attempts=RateLimit.read(

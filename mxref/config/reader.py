@@ -60,7 +60,7 @@ def parse_size(key: str, value) -> int:
         match = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)\s*", value, re.IGNORECASE)
         if match:
             return int(match.group(1)) * _SIZE_UNITS.get(match.group(2).upper(), 1)
-    raise ConfigError(key, f"must be a size in bytes such as 1048576 or \"50M\", not {value!r}")
+    raise ConfigError(key, f'must be a size in bytes such as 1048576 or "50M", not {value!r}')
 
 
 def parse_duration_ms(key: str, value) -> int:
@@ -77,7 +77,9 @@ def parse_duration_ms(key: str, value) -> int:
         match = re.fullmatch(r"\s*(\d+)\s*(ms|s|m|h|d|w|y)?\s*", value)
         if match:
             return int(match.group(1)) * _DURATION_UNITS_MS[match.group(2) or "ms"]
-    raise ConfigError(key, f"must be a duration such as 60000 (milliseconds) or \"1h\", not {value!r}")
+    raise ConfigError(
+        key, f'must be a duration such as 60000 (milliseconds) or "1h", not {value!r}'
+    )
 
 
 class ConfigReader:
@@ -165,7 +167,9 @@ class ConfigReader:
             or value < minimum
             or value != value
         ):
-            raise ConfigError(self.key_path(key), f"must be a number of at least {minimum}, not {value!r}")
+            raise ConfigError(
+                self.key_path(key), f"must be a number of at least {minimum}, not {value!r}"
+            )
         return float(value)
 
     def size(self, key: str, default) -> int:
@@ -196,7 +200,9 @@ class ConfigReader:
             raise ConfigError(self.key_path(key), f"must be a list of strings, not {value!r}")
         for index, item in enumerate(value):
             if not isinstance(item, str):
-                raise ConfigError(f"{self.key_path(key)}[{index}]", f"must be a string, not {item!r}")
+                raise ConfigError(
+                    f"{self.key_path(key)}[{index}]", f"must be a string, not {item!r}"
+                )
         return tuple(value)
 
     def section(self, key: str) -> "ConfigReader":

@@ -41,14 +41,17 @@ class RegistrationConfig:
         secret_path = reader.path("registration_shared_secret_path", None)
         if secret is not None and secret_path is not None:
             raise ConfigError(
-                "registration_shared_secret_path", "cannot be used together with registration_shared_secret"
+                "registration_shared_secret_path",
+                "cannot be used together with registration_shared_secret",
             )
         if secret_path is not None:
             try:
                 with open(secret_path, encoding="utf-8") as f:
                     secret = f.read().strip()
             except OSError as e:
-                raise ConfigError("registration_shared_secret_path", f"cannot read {secret_path}: {e.strerror}")
+                raise ConfigError(
+                    "registration_shared_secret_path", f"cannot read {secret_path}: {e.strerror}"
+                )
         if secret is not None and not secret:
             raise ConfigError("registration_shared_secret", "must not be empty")
 

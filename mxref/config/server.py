@@ -80,14 +80,18 @@ class ServerConfig:
         try:
             split_server_name(server_name)
         except ValueError as e:
-            raise ConfigError("server_name", f"{server_name!r} is not a valid Matrix server name: {e}")
+            raise ConfigError(
+                "server_name", f"{server_name!r} is not a valid Matrix server name: {e}"
+            )
 
         public_baseurl = reader.string("public_baseurl", None)
         if public_baseurl is None:
             public_baseurl = f"https://{server_name}/"
         parts = urlsplit(public_baseurl)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError("public_baseurl", f"must be an http:// or https:// URL, not {public_baseurl!r}")
+            raise ConfigError(
+                "public_baseurl", f"must be an http:// or https:// URL, not {public_baseurl!r}"
+            )
         if not public_baseurl.endswith("/"):
             public_baseurl += "/"
 
@@ -107,6 +111,10 @@ class ServerConfig:
             pid_file=reader.path("pid_file", None),
             log_config=log_config,
             default_room_version=default_room_version,
-            allow_public_rooms_without_auth=reader.boolean("allow_public_rooms_without_auth", False),
-            allow_public_rooms_over_federation=reader.boolean("allow_public_rooms_over_federation", False),
+            allow_public_rooms_without_auth=reader.boolean(
+                "allow_public_rooms_without_auth", False
+            ),
+            allow_public_rooms_over_federation=reader.boolean(
+                "allow_public_rooms_over_federation", False
+            ),
         )

@@ -84,7 +84,9 @@ def load_or_generate_signing_key(path: str):
     if os.path.exists(path):
         return load_signing_key(path), False
     key = write_new_signing_key(path)
-    log.info("generated a new signing key ed25519:{version} at {path}", version=key.version, path=path)
+    log.info(
+        "generated a new signing key ed25519:{version} at {path}", version=key.version, path=path
+    )
     return key, True
 
 

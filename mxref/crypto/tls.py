@@ -29,7 +29,9 @@ from mxref.config.server import split_server_name
 log = Logger()
 
 
-def generate_self_signed_certificate(server_name: str, now: datetime.datetime | None = None, valid_days: int = 3650):
+def generate_self_signed_certificate(
+    server_name: str, now: datetime.datetime | None = None, valid_days: int = 3650
+):
     """Make a self-signed certificate for the host part of ``server_name``.
 
     The certificate names the host both as its subject common name and as a
@@ -71,7 +73,9 @@ def generate_self_signed_certificate(server_name: str, now: datetime.datetime | 
     return certificate_pem, key_pem
 
 
-def write_self_signed_certificate(server_name: str, certificate_path: str, private_key_path: str) -> None:
+def write_self_signed_certificate(
+    server_name: str, certificate_path: str, private_key_path: str
+) -> None:
     """Generate a self-signed certificate for ``server_name`` and write both PEM files.
 
     The key file is readable by the owner only. Neither file may exist yet.
@@ -97,8 +101,11 @@ def ensure_certificate(server_name: str, certificate_path: str, private_key_path
     if os.path.exists(certificate_path) or os.path.exists(private_key_path):
         return False
     write_self_signed_certificate(server_name, certificate_path, private_key_path)
-    log.info("generated a self-signed TLS certificate for {server_name} at {path}",
-             server_name=server_name, path=certificate_path)
+    log.info(
+        "generated a self-signed TLS certificate for {server_name} at {path}",
+        server_name=server_name,
+        path=certificate_path,
+    )
     return True
 
 
@@ -119,7 +126,9 @@ def load_certificate_chain(certificate_path: str) -> list:
     try:
         chain = x509.load_pem_x509_certificates(data)
     except ValueError as e:
-        raise ConfigError("tls_certificate_path", f"{certificate_path} holds no PEM certificate ({e})")
+        raise ConfigError(
+            "tls_certificate_path", f"{certificate_path} holds no PEM certificate ({e})"
+        )
     return chain
 
 
@@ -135,16 +144,24 @@ def load_certificate_options(certificate_path: str, private_key_path: str) -> Ce
     try:
         private_key = serialization.load_pem_private_key(key_data, password=None)
     except (ValueError, TypeError) as e:
-        raise ConfigError("tls_private_key_path", f"{private_key_path} holds no unencrypted PEM private key ({e})")
+        raise ConfigError(
+            "tls_private_key_path", f"{private_key_path} holds no unencrypted PEM private key ({e})"
+        )
     public_format = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    if private_key.public_key().public_bytes(*public_format) != chain[0].public_key().public_bytes(*public_format):
+    if private_key.public_key().public_bytes(*public_format) != chain[0].public_key().public_bytes(
+        *public_format
+    ):
         raise ConfigError(
             "tls_private_key_path",
             f"{private_key_path} is not the private key of the certificate in {certificate_path}",
         )
     not_after = chain[0].not_valid_after_utc
     if not_after < datetime.datetime.now(datetime.timezone.utc):
-        log.warn("the TLS certificate {path} expired on {date}", path=certificate_path, date=not_after.isoformat())
+        log.warn(
+            "the TLS certificate {path} expired on {date}",
+            path=certificate_path,
+            date=not_after.isoformat(),
+        )
     return CertificateOptions(
         privateKey=crypto.PKey.from_cryptography_key(private_key),
         certificate=crypto.X509.from_cryptography(chain[0]),
@@ -161,4 +178,6 @@ def server_tls_options(tls_config) -> CertificateOptions:
         raise ConfigError("tls_certificate_path", "is required to serve TLS")
     if not tls_config.tls_private_key_path:
         raise ConfigError("tls_private_key_path", "is required to serve TLS")
-    return load_certificate_options(tls_config.tls_certificate_path, tls_config.tls_private_key_path)
+    return load_certificate_options(
+        tls_config.tls_certificate_path, tls_config.tls_private_key_path
+    )

@@ -30,17 +30,23 @@ class GenerateConfigTests(unittest.TestCase):
     def test_is_commented(self):
         """The generated file explains itself with comments."""
         text = generate_config("localhost", self.data_dir)
-        self.assertGreater(sum(1 for line in text.splitlines() if line.lstrip().startswith("#")), 20)
+        self.assertGreater(
+            sum(1 for line in text.splitlines() if line.lstrip().startswith("#")), 20
+        )
         self.assertIn("mxref-register", text)
 
     def test_listeners(self):
         """The client API is plain HTTP on 127.0.0.1:8008 and federation is TLS on 8448."""
         config = self.load(generate_config("localhost", self.data_dir))
         client, federation = config.listeners
-        self.assertEqual((client.port, client.bind_addresses, client.tls, client.resource_names),
-                         (8008, ("127.0.0.1",), False, ("client",)))
-        self.assertEqual((federation.port, federation.tls, federation.resource_names),
-                         (8448, True, ("federation",)))
+        self.assertEqual(
+            (client.port, client.bind_addresses, client.tls, client.resource_names),
+            (8008, ("127.0.0.1",), False, ("client",)),
+        )
+        self.assertEqual(
+            (federation.port, federation.tls, federation.resource_names),
+            (8448, True, ("federation",)),
+        )
         self.assertEqual(federation.bind_addresses, ("127.0.0.1",))
 
     def test_public_server_listens_everywhere_for_federation(self):
@@ -51,22 +57,37 @@ class GenerateConfigTests(unittest.TestCase):
     def test_files_in_data_dir(self):
         """Database, signing key, certificate and media store are inside the data directory."""
         config = self.load(generate_config("localhost:8448", self.data_dir))
-        for path in (config.database.sqlite_path, config.keys.signing_key_path, config.tls.tls_certificate_path,
-                     config.tls.tls_private_key_path, config.media.media_store_path):
+        for path in (
+            config.database.sqlite_path,
+            config.keys.signing_key_path,
+            config.tls.tls_certificate_path,
+            config.tls.tls_private_key_path,
+            config.media.media_store_path,
+        ):
             self.assertEqual(os.path.dirname(path), self.data_dir)
-        self.assertEqual(os.path.basename(config.keys.signing_key_path), "localhost:8448.signing.key")
+        self.assertEqual(
+            os.path.basename(config.keys.signing_key_path), "localhost:8448.signing.key"
+        )
 
     def test_random_shared_secret(self):
         """Each generated file has its own random registration_shared_secret."""
-        first = HomeServerConfig.from_dict(yaml.safe_load(generate_config("a.example", self.data_dir)), self.data_dir)
-        second = HomeServerConfig.from_dict(yaml.safe_load(generate_config("a.example", self.data_dir)), self.data_dir)
+        first = HomeServerConfig.from_dict(
+            yaml.safe_load(generate_config("a.example", self.data_dir)), self.data_dir
+        )
+        second = HomeServerConfig.from_dict(
+            yaml.safe_load(generate_config("a.example", self.data_dir)), self.data_dir
+        )
         self.assertGreaterEqual(len(first.registration.registration_shared_secret), 32)
-        self.assertNotEqual(first.registration.registration_shared_secret,
-                            second.registration.registration_shared_secret)
+        self.assertNotEqual(
+            first.registration.registration_shared_secret,
+            second.registration.registration_shared_secret,
+        )
 
     def test_given_shared_secret(self):
         """A given shared secret is written as-is, even with YAML-special characters."""
-        config = self.load(generate_config("localhost", self.data_dir, registration_shared_secret='a: "b" #c'))
+        config = self.load(
+            generate_config("localhost", self.data_dir, registration_shared_secret='a: "b" #c')
+        )
         self.assertEqual(config.registration.registration_shared_secret, 'a: "b" #c')
 
     def test_ipv6_server_name(self):

@@ -62,12 +62,18 @@ class DefaultsTests(unittest.TestCase):
     def test_database_defaults_to_sqlite_in_config_dir(self):
         """Without a database section, SQLite's homeserver.db in the config directory is used."""
         self.assertEqual(self.config.database.name, "sqlite3")
-        self.assertEqual(self.config.database.sqlite_path, os.path.join(CONFIG_DIR, "homeserver.db"))
+        self.assertEqual(
+            self.config.database.sqlite_path, os.path.join(CONFIG_DIR, "homeserver.db")
+        )
 
     def test_key_and_media_paths(self):
         """The signing key and media store default to files named after the server in the config directory."""
-        self.assertEqual(self.config.keys.signing_key_path, os.path.join(CONFIG_DIR, "example.org.signing.key"))
-        self.assertEqual(self.config.media.media_store_path, os.path.join(CONFIG_DIR, "media_store"))
+        self.assertEqual(
+            self.config.keys.signing_key_path, os.path.join(CONFIG_DIR, "example.org.signing.key")
+        )
+        self.assertEqual(
+            self.config.media.media_store_path, os.path.join(CONFIG_DIR, "media_store")
+        )
         self.assertEqual(self.config.media.max_upload_size, 50 * 1024 * 1024)
         self.assertEqual(self.config.keys.key_refresh_interval_ms, 86400000)
         self.assertEqual(self.config.keys.trusted_key_servers, ())
@@ -76,10 +82,18 @@ class DefaultsTests(unittest.TestCase):
         """The rc_* defaults are Synapse's numbers."""
         limits = self.config.ratelimiting
         self.assertEqual((limits.rc_message.per_second, limits.rc_message.burst_count), (0.2, 10))
-        self.assertEqual((limits.rc_registration.per_second, limits.rc_registration.burst_count), (0.17, 3))
-        self.assertEqual((limits.rc_login_address.per_second, limits.rc_login_address.burst_count), (0.003, 5))
         self.assertEqual(
-            (limits.rc_login_failed_attempts.per_second, limits.rc_login_failed_attempts.burst_count), (0.17, 3)
+            (limits.rc_registration.per_second, limits.rc_registration.burst_count), (0.17, 3)
+        )
+        self.assertEqual(
+            (limits.rc_login_address.per_second, limits.rc_login_address.burst_count), (0.003, 5)
+        )
+        self.assertEqual(
+            (
+                limits.rc_login_failed_attempts.per_second,
+                limits.rc_login_failed_attempts.burst_count,
+            ),
+            (0.17, 3),
         )
         self.assertEqual(limits.rc_federation.reject_limit, 50)
 
@@ -91,8 +105,17 @@ class DefaultsTests(unittest.TestCase):
     def test_federation_blacklist_is_synapses_private_ranges(self):
         """Outbound requests to private, loopback and link-local addresses are refused by default."""
         federation = self.config.federation
-        for address in ("127.0.0.1", "10.1.2.3", "192.168.1.1", "169.254.1.1", "::1", "fd00::1",
-                        "0.0.0.0", "::", "::ffff:127.0.0.1"):
+        for address in (
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.1.1",
+            "169.254.1.1",
+            "::1",
+            "fd00::1",
+            "0.0.0.0",
+            "::",
+            "::ffff:127.0.0.1",
+        ):
             self.assertFalse(federation.is_ip_allowed(address), address)
         for address in ("8.8.8.8", "2001:4860:4860::8888"):
             self.assertTrue(federation.is_ip_allowed(address), address)
@@ -144,33 +167,70 @@ trusted_key_servers:
         self.assertEqual(config.registration.registration_shared_secret, "abc")
         self.assertEqual(len(config.warnings), 3)
         for key in ("report_stats", "macaroon_secret_key", "form_secret"):
-            self.assertTrue(any(w.startswith(key + ":") and "Synapse" in w for w in config.warnings), key)
+            self.assertTrue(
+                any(w.startswith(key + ":") and "Synapse" in w for w in config.warnings), key
+            )
 
     def test_postgres_database(self):
         """A psycopg2 database passes every libpq argument through and keeps the pool size apart."""
-        config = parse(minimal(database={
-            "name": "psycopg2",
-            "txn_limit": 10000,
-            "args": {"user": "synapse_user", "password": "secretpassword", "dbname": "synapse",
-                     "host": "localhost", "port": 5432, "cp_min": 5, "cp_max": 10, "sslmode": "require"},
-        }))
+        config = parse(
+            minimal(
+                database={
+                    "name": "psycopg2",
+                    "txn_limit": 10000,
+                    "args": {
+                        "user": "synapse_user",
+                        "password": "secretpassword",
+                        "dbname": "synapse",
+                        "host": "localhost",
+                        "port": 5432,
+                        "cp_min": 5,
+                        "cp_max": 10,
+                        "sslmode": "require",
+                    },
+                }
+            )
+        )
         database = config.database
         self.assertEqual(database.name, "psycopg2")
         self.assertEqual((database.cp_min, database.cp_max), (5, 10))
-        self.assertEqual(dict(database.connect_args), {
-            "user": "synapse_user", "password": "secretpassword", "dbname": "synapse",
-            "host": "localhost", "port": 5432, "sslmode": "require"})
+        self.assertEqual(
+            dict(database.connect_args),
+            {
+                "user": "synapse_user",
+                "password": "secretpassword",
+                "dbname": "synapse",
+                "host": "localhost",
+                "port": 5432,
+                "sslmode": "require",
+            },
+        )
         self.assertIsNone(database.sqlite_path)
-        self.assertEqual(config.warnings, ("database.txn_limit: is a Synapse option that mxref does not use; ignored",))
+        self.assertEqual(
+            config.warnings,
+            ("database.txn_limit: is a Synapse option that mxref does not use; ignored",),
+        )
 
     def test_tls_listener_with_client_and_federation(self):
         """One TLS listener may serve client and federation together, on chosen IPv4 and IPv6 addresses."""
-        config = parse(minimal(
-            listeners=[{"port": 8448, "tls": True, "type": "http", "bind_addresses": ["::1", "127.0.0.1"],
-                        "resources": [{"names": ["client"], "compress": True}, {"names": ["federation", "keys"]}]}],
-            tls_certificate_path="cert.pem",
-            tls_private_key_path="/etc/key.pem",
-        ))
+        config = parse(
+            minimal(
+                listeners=[
+                    {
+                        "port": 8448,
+                        "tls": True,
+                        "type": "http",
+                        "bind_addresses": ["::1", "127.0.0.1"],
+                        "resources": [
+                            {"names": ["client"], "compress": True},
+                            {"names": ["federation", "keys"]},
+                        ],
+                    }
+                ],
+                tls_certificate_path="cert.pem",
+                tls_private_key_path="/etc/key.pem",
+            )
+        )
         (listener,) = config.listeners
         self.assertTrue(listener.tls)
         self.assertEqual(listener.bind_addresses, ("::1", "127.0.0.1"))
@@ -181,42 +241,66 @@ trusted_key_servers:
 
     def test_old_bind_address(self):
         """Synapse's older single bind_address is understood."""
-        config = parse(minimal(listeners=[{"port": 1, "bind_address": "127.0.0.1",
-                                           "resources": [{"names": ["client"]}]}]))
+        config = parse(
+            minimal(
+                listeners=[
+                    {"port": 1, "bind_address": "127.0.0.1", "resources": [{"names": ["client"]}]}
+                ]
+            )
+        )
         self.assertEqual(config.listeners[0].bind_addresses, ("127.0.0.1",))
 
     def test_metrics_listener_skipped(self):
         """A Synapse metrics listener is skipped with a warning, not refused."""
-        config = parse(minimal(listeners=[
-            {"port": 8008, "resources": [{"names": ["client"]}]},
-            {"port": 9000, "type": "metrics", "bind_addresses": ["127.0.0.1"]},
-        ]))
+        config = parse(
+            minimal(
+                listeners=[
+                    {"port": 8008, "resources": [{"names": ["client"]}]},
+                    {"port": 9000, "type": "metrics", "bind_addresses": ["127.0.0.1"]},
+                ]
+            )
+        )
         self.assertEqual(len(config.listeners), 1)
-        self.assertEqual(config.warnings, ("listeners[1].type: 'metrics' listeners are not supported by mxref; "
-                                           "listener skipped",))
+        self.assertEqual(
+            config.warnings,
+            (
+                "listeners[1].type: 'metrics' listeners are not supported by mxref; "
+                "listener skipped",
+            ),
+        )
 
     def test_rate_limits(self):
         """rc_message, rc_registration and rc_login's three buckets take Synapse's shapes; missing keys keep defaults."""
-        config = parse(minimal(
-            rc_message={"per_second": 1, "burst_count": 20},
-            rc_registration={"per_second": 0.5},
-            rc_login={"address": {"per_second": 1, "burst_count": 2},
-                      "account": {"per_second": 3, "burst_count": 4},
-                      "failed_attempts": {"per_second": 5, "burst_count": 6}},
-            rc_federation={"window_size": 2000, "concurrent": 5},
-        ))
+        config = parse(
+            minimal(
+                rc_message={"per_second": 1, "burst_count": 20},
+                rc_registration={"per_second": 0.5},
+                rc_login={
+                    "address": {"per_second": 1, "burst_count": 2},
+                    "account": {"per_second": 3, "burst_count": 4},
+                    "failed_attempts": {"per_second": 5, "burst_count": 6},
+                },
+                rc_federation={"window_size": 2000, "concurrent": 5},
+            )
+        )
         limits = config.ratelimiting
         self.assertEqual((limits.rc_message.per_second, limits.rc_message.burst_count), (1.0, 20.0))
-        self.assertEqual((limits.rc_registration.per_second, limits.rc_registration.burst_count), (0.5, 3.0))
+        self.assertEqual(
+            (limits.rc_registration.per_second, limits.rc_registration.burst_count), (0.5, 3.0)
+        )
         self.assertEqual(limits.rc_login_address.burst_count, 2)
         self.assertEqual(limits.rc_login_account.per_second, 3)
         self.assertEqual(limits.rc_login_failed_attempts.burst_count, 6)
-        self.assertEqual((limits.rc_federation.window_size, limits.rc_federation.concurrent), (2000, 5))
+        self.assertEqual(
+            (limits.rc_federation.window_size, limits.rc_federation.concurrent), (2000, 5)
+        )
         self.assertEqual(limits.rc_federation.sleep_delay, 500)
 
     def test_ip_ranges(self):
         """ip_range_whitelist lets a blacklisted address through; a custom blacklist replaces the default."""
-        config = parse(minimal(ip_range_blacklist=["10.0.0.0/8"], ip_range_whitelist=["10.1.0.0/16"]))
+        config = parse(
+            minimal(ip_range_blacklist=["10.0.0.0/8"], ip_range_whitelist=["10.1.0.0/16"])
+        )
         federation = config.federation
         self.assertTrue(federation.is_ip_allowed("10.1.2.3"))
         self.assertFalse(federation.is_ip_allowed("10.2.0.1"))
@@ -234,12 +318,19 @@ trusted_key_servers:
     def test_old_signing_keys_and_trusted_servers(self):
         """old_signing_keys and trusted_key_servers with verify_keys are read in Synapse's shapes."""
         key = "l8Hft5qXKn1vfHrg3p4+W8gELQVo8N13JkluMfmn2sQ"
-        config = parse(minimal(
-            old_signing_keys={"ed25519:old_1": {"key": key, "expired_ts": 123}},
-            trusted_key_servers=[{"server_name": "notary.example",
-                                  "verify_keys": {"ed25519:auto": key}, "accept_keys_insecurely": False}],
-            key_refresh_interval="2d",
-        ))
+        config = parse(
+            minimal(
+                old_signing_keys={"ed25519:old_1": {"key": key, "expired_ts": 123}},
+                trusted_key_servers=[
+                    {
+                        "server_name": "notary.example",
+                        "verify_keys": {"ed25519:auto": key},
+                        "accept_keys_insecurely": False,
+                    }
+                ],
+                key_refresh_interval="2d",
+            )
+        )
         (old,) = config.keys.old_signing_keys
         self.assertEqual((old.key_id, old.key, old.expired_ts), ("ed25519:old_1", key, 123))
         (notary,) = config.keys.trusted_key_servers
@@ -248,8 +339,11 @@ trusted_key_servers:
 
     def test_modules(self):
         """modules is a list of {module, config}."""
-        config = parse(minimal(modules=[{"module": "my_pkg.MyModule", "config": {"a": 1}},
-                                        {"module": "other.Mod"}]))
+        config = parse(
+            minimal(
+                modules=[{"module": "my_pkg.MyModule", "config": {"a": 1}}, {"module": "other.Mod"}]
+            )
+        )
         self.assertEqual([m.module for m in config.modules], ["my_pkg.MyModule", "other.Mod"])
         self.assertEqual(dict(config.modules[0].config), {"a": 1})
         self.assertEqual(dict(config.modules[1].config), {})
@@ -261,7 +355,9 @@ trusted_key_servers:
 
     def test_registration_without_verification(self):
         """Open registration without checks is accepted when the operator says so explicitly."""
-        config = parse(minimal(enable_registration=True, enable_registration_without_verification=True))
+        config = parse(
+            minimal(enable_registration=True, enable_registration_without_verification=True)
+        )
         self.assertTrue(config.registration.enable_registration_without_verification)
 
     def test_shared_secret_from_file(self):
@@ -270,7 +366,9 @@ trusted_key_servers:
         os.makedirs(directory)
         with open(os.path.join(directory, "secret.txt"), "w") as f:
             f.write("s3cret\n")
-        config = HomeServerConfig.from_dict(minimal(registration_shared_secret_path="secret.txt"), directory)
+        config = HomeServerConfig.from_dict(
+            minimal(registration_shared_secret_path="secret.txt"), directory
+        )
         self.assertEqual(config.registration.registration_shared_secret, "s3cret")
 
     def test_sizes_and_integer_room_version(self):
@@ -281,12 +379,20 @@ trusted_key_servers:
 
     def test_public_baseurl_gets_trailing_slash(self):
         """public_baseurl always ends with '/'."""
-        self.assertEqual(parse(minimal(public_baseurl="https://matrix.example.org")).server.public_baseurl,
-                         "https://matrix.example.org/")
+        self.assertEqual(
+            parse(minimal(public_baseurl="https://matrix.example.org")).server.public_baseurl,
+            "https://matrix.example.org/",
+        )
 
     def test_endpoint_listener(self):
         """An mxref listener may give a Twisted endpoint string instead of port and bind_addresses."""
-        config = parse(minimal(listeners=[{"endpoint": "unix:/run/mxref.sock", "resources": [{"names": ["client"]}]}]))
+        config = parse(
+            minimal(
+                listeners=[
+                    {"endpoint": "unix:/run/mxref.sock", "resources": [{"names": ["client"]}]}
+                ]
+            )
+        )
         self.assertEqual(config.listeners[0].endpoint, "unix:/run/mxref.sock")
         self.assertIsNone(config.listeners[0].port)
 
@@ -301,25 +407,39 @@ class UnknownKeyTests(unittest.TestCase):
 
     def test_unknown_nested_keys(self):
         """Unknown keys inside listeners, resources and rate limits are reported with their full path."""
-        config = parse(minimal(
-            listeners=[{"port": 8008, "colour": "blue", "resources": [{"names": ["client"], "shape": 1}]}],
-            rc_login={"address": {"per_second": 1, "burst": 3}, "per_ip": {}},
-        ))
-        self.assertEqual(set(config.warnings), {
-            "listeners[0].colour: is not an mxref option; ignored",
-            "listeners[0].resources[0].shape: is not an mxref option; ignored",
-            "rc_login.address.burst: is not an mxref option; ignored",
-            "rc_login.per_ip: is not an mxref option; ignored",
-        })
+        config = parse(
+            minimal(
+                listeners=[
+                    {
+                        "port": 8008,
+                        "colour": "blue",
+                        "resources": [{"names": ["client"], "shape": 1}],
+                    }
+                ],
+                rc_login={"address": {"per_second": 1, "burst": 3}, "per_ip": {}},
+            )
+        )
+        self.assertEqual(
+            set(config.warnings),
+            {
+                "listeners[0].colour: is not an mxref option; ignored",
+                "listeners[0].resources[0].shape: is not an mxref option; ignored",
+                "rc_login.address.burst: is not an mxref option; ignored",
+                "rc_login.per_ip: is not an mxref option; ignored",
+            },
+        )
 
     def test_warnings_are_logged(self):
         """Each warning is also emitted through twisted.logger."""
         events = []
         from twisted.logger import globalLogPublisher
+
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
         parse(minimal(mystery=True))
-        self.assertTrue(any(e.get("problem") == "mystery: is not an mxref option; ignored" for e in events))
+        self.assertTrue(
+            any(e.get("problem") == "mystery: is not an mxref option; ignored" for e in events)
+        )
 
 
 class InvalidValueTests(unittest.TestCase):
@@ -339,13 +459,24 @@ class InvalidValueTests(unittest.TestCase):
 
     def test_bad_server_name(self):
         """A server name outside the spec's grammar is refused."""
-        for bad in ("exa mple.org", "example.org:", "example.org:123456", "[::1", "[nonsense]", "a/b"):
+        for bad in (
+            "exa mple.org",
+            "example.org:",
+            "example.org:123456",
+            "[::1",
+            "[nonsense]",
+            "a/b",
+        ):
             self.assertKeyError(minimal(server_name=bad), "server_name")
 
     def test_listener_port(self):
         """A bad port is reported with the listener's index."""
-        data = minimal(listeners=[{"port": 8008, "resources": [{"names": ["client"]}]},
-                                  {"port": "eighty", "resources": [{"names": ["client"]}]}])
+        data = minimal(
+            listeners=[
+                {"port": 8008, "resources": [{"names": ["client"]}]},
+                {"port": "eighty", "resources": [{"names": ["client"]}]},
+            ]
+        )
         self.assertKeyError(data, "listeners[1].port")
         data["listeners"][1]["port"] = 70000
         self.assertKeyError(data, "listeners[1].port")
@@ -354,15 +485,26 @@ class InvalidValueTests(unittest.TestCase):
 
     def test_bind_address(self):
         """A bind address that is not an IP literal is reported with its index."""
-        self.assertKeyError(minimal(listeners=[{"port": 1, "bind_addresses": ["127.0.0.1", "localhost"],
-                                                "resources": [{"names": ["client"]}]}]),
-                            "listeners[0].bind_addresses[1]")
+        self.assertKeyError(
+            minimal(
+                listeners=[
+                    {
+                        "port": 1,
+                        "bind_addresses": ["127.0.0.1", "localhost"],
+                        "resources": [{"names": ["client"]}],
+                    }
+                ]
+            ),
+            "listeners[0].bind_addresses[1]",
+        )
 
     def test_listener_without_resources(self):
         """A listener must serve something."""
         self.assertKeyError(minimal(listeners=[{"port": 1}]), "listeners[0].resources")
-        self.assertKeyError(minimal(listeners=[{"port": 1, "resources": [{"names": []}]}]),
-                            "listeners[0].resources[0].names")
+        self.assertKeyError(
+            minimal(listeners=[{"port": 1, "resources": [{"names": []}]}]),
+            "listeners[0].resources[0].names",
+        )
 
     def test_no_listeners(self):
         """A configuration with no http listener is refused."""
@@ -370,42 +512,58 @@ class InvalidValueTests(unittest.TestCase):
 
     def test_unknown_listener_type(self):
         """A listener type no server knows is refused."""
-        self.assertKeyError(minimal(listeners=[{"port": 1, "type": "gopher", "resources": [{"names": ["a"]}]}]),
-                            "listeners[0].type")
+        self.assertKeyError(
+            minimal(listeners=[{"port": 1, "type": "gopher", "resources": [{"names": ["a"]}]}]),
+            "listeners[0].type",
+        )
 
     def test_tls_listener_without_certificate(self):
         """tls: true without a certificate path names tls_certificate_path."""
-        self.assertKeyError(minimal(listeners=[{"port": 1, "tls": True, "resources": [{"names": ["a"]}]}]),
-                            "tls_certificate_path")
+        self.assertKeyError(
+            minimal(listeners=[{"port": 1, "tls": True, "resources": [{"names": ["a"]}]}]),
+            "tls_certificate_path",
+        )
 
     def test_booleans_must_be_booleans(self):
         """A string where true/false is expected is refused, naming the nested key."""
         self.assertKeyError(minimal(enable_registration="yes"), "enable_registration")
-        self.assertKeyError(minimal(listeners=[{"port": 1, "tls": "no", "resources": [{"names": ["a"]}]}]),
-                            "listeners[0].tls")
+        self.assertKeyError(
+            minimal(listeners=[{"port": 1, "tls": "no", "resources": [{"names": ["a"]}]}]),
+            "listeners[0].tls",
+        )
 
     def test_database(self):
         """An unknown database engine or an inverted pool size is refused."""
         self.assertKeyError(minimal(database={"name": "mysql"}), "database.name")
-        self.assertKeyError(minimal(database={"name": "psycopg2", "args": {"cp_min": 10, "cp_max": 5}}),
-                            "database.args.cp_min")
+        self.assertKeyError(
+            minimal(database={"name": "psycopg2", "args": {"cp_min": 10, "cp_max": 5}}),
+            "database.args.cp_min",
+        )
         self.assertKeyError(minimal(database="sqlite"), "database")
 
     def test_rate_limit(self):
         """A negative or non-numeric rate is refused."""
         self.assertKeyError(minimal(rc_message={"per_second": -1}), "rc_message.per_second")
-        self.assertKeyError(minimal(rc_login={"account": {"burst_count": "many"}}), "rc_login.account.burst_count")
+        self.assertKeyError(
+            minimal(rc_login={"account": {"burst_count": "many"}}), "rc_login.account.burst_count"
+        )
 
     def test_ip_range(self):
         """A malformed range in ip_range_blacklist is reported with its index."""
-        self.assertKeyError(minimal(ip_range_blacklist=["10.0.0.0/8", "not-a-range"]), "ip_range_blacklist[1]")
+        self.assertKeyError(
+            minimal(ip_range_blacklist=["10.0.0.0/8", "not-a-range"]), "ip_range_blacklist[1]"
+        )
 
     def test_old_signing_key(self):
         """An old signing key with a bad ID or bad key material is refused."""
-        self.assertKeyError(minimal(old_signing_keys={"rsa:1": {"key": "x", "expired_ts": 1}}),
-                            "old_signing_keys.rsa:1")
-        self.assertKeyError(minimal(old_signing_keys={"ed25519:1": {"key": "!!", "expired_ts": 1}}),
-                            "old_signing_keys.ed25519:1.key")
+        self.assertKeyError(
+            minimal(old_signing_keys={"rsa:1": {"key": "x", "expired_ts": 1}}),
+            "old_signing_keys.rsa:1",
+        )
+        self.assertKeyError(
+            minimal(old_signing_keys={"ed25519:1": {"key": "!!", "expired_ts": 1}}),
+            "old_signing_keys.ed25519:1.key",
+        )
 
     def test_open_registration_without_verification(self):
         """Open registration with no verification at all is refused unless explicitly allowed."""
@@ -419,12 +577,16 @@ class InvalidValueTests(unittest.TestCase):
     def test_module_name(self):
         """A module that is not a dotted Python name is refused."""
         self.assertKeyError(minimal(modules=[{"module": "not a module"}]), "modules[0].module")
-        self.assertKeyError(minimal(modules=[{"module": "a.B", "config": [1]}]), "modules[0].config")
+        self.assertKeyError(
+            minimal(modules=[{"module": "a.B", "config": [1]}]), "modules[0].config"
+        )
 
     def test_custom_ca_missing(self):
         """A federation_custom_ca_list entry that does not exist is refused."""
-        self.assertKeyError(minimal(federation_custom_ca_list=["/nonexistent/ca.pem"]),
-                            "federation_custom_ca_list[0]")
+        self.assertKeyError(
+            minimal(federation_custom_ca_list=["/nonexistent/ca.pem"]),
+            "federation_custom_ca_list[0]",
+        )
 
     def test_public_baseurl(self):
         """public_baseurl must be an http(s) URL."""
@@ -436,8 +598,10 @@ class InvalidValueTests(unittest.TestCase):
 
     def test_endpoint_with_port(self):
         """endpoint cannot be combined with port."""
-        self.assertKeyError(minimal(listeners=[{"endpoint": "tcp:1", "port": 1, "resources": [{"names": ["a"]}]}]),
-                            "listeners[0].endpoint")
+        self.assertKeyError(
+            minimal(listeners=[{"endpoint": "tcp:1", "port": 1, "resources": [{"names": ["a"]}]}]),
+            "listeners[0].endpoint",
+        )
 
 
 class LoadConfigTests(unittest.TestCase):

@@ -36,7 +36,9 @@ class SigningKeyFileTests(unittest.TestCase):
             f.write(SYNAPSE_KEY_LINE)
         key = load_signing_key(self.path)
         self.assertEqual(key_id(key), "ed25519:a_Qw7f")
-        expected = decode_signing_key_base64("ed25519", "a_Qw7f", "ZGVhZGJlZWZkZWFkYmVlZmRlYWRiZWVmZGVhZGJlZWY")
+        expected = decode_signing_key_base64(
+            "ed25519", "a_Qw7f", "ZGVhZGJlZWZkZWFkYmVlZmRlYWRiZWVmZGVhZGJlZWY"
+        )
         self.assertEqual(bytes(key), bytes(expected))
         self.assertEqual(bytes(key), b"deadbeef" * 4)
 
@@ -80,11 +82,15 @@ class SigningKeyFileTests(unittest.TestCase):
     def test_empty_file(self):
         """An empty key file is a ConfigError, not an IndexError."""
         open(self.path, "w").close()
-        self.assertEqual(self.assertRaises(ConfigError, load_signing_key, self.path).key, "signing_key_path")
+        self.assertEqual(
+            self.assertRaises(ConfigError, load_signing_key, self.path).key, "signing_key_path"
+        )
 
     def test_missing_file(self):
         """Loading (without generating) a missing file is a ConfigError."""
-        self.assertEqual(self.assertRaises(ConfigError, load_signing_key, self.path).key, "signing_key_path")
+        self.assertEqual(
+            self.assertRaises(ConfigError, load_signing_key, self.path).key, "signing_key_path"
+        )
 
     def test_versions(self):
         """New key versions use only the characters the spec allows, and differ."""
@@ -99,15 +105,24 @@ class OldKeysTests(unittest.TestCase):
 
     def test_old_keys(self):
         """Each configured old key decodes to the public key that was configured."""
-        old_key = decode_signing_key_base64("ed25519", "old", "ZGVhZGJlZWZkZWFkYmVlZmRlYWRiZWVmZGVhZGJlZWY")
+        old_key = decode_signing_key_base64(
+            "ed25519", "old", "ZGVhZGJlZWZkZWFkYmVlZmRlYWRiZWVmZGVhZGJlZWY"
+        )
         public = encode_verify_key_base64(get_verify_key(old_key))
         config = HomeServerConfig.from_dict(
-            {"server_name": "example.org", "listeners": [{"port": 1, "resources": [{"names": ["client"]}]}],
-             "old_signing_keys": {"ed25519:old": {"key": public, "expired_ts": 1500}}},
+            {
+                "server_name": "example.org",
+                "listeners": [{"port": 1, "resources": [{"names": ["client"]}]}],
+                "old_signing_keys": {"ed25519:old": {"key": public, "expired_ts": 1500}},
+            },
             "/tmp",
         )
         keys = old_verify_keys(config.keys)
         self.assertEqual(list(keys), ["ed25519:old"])
         self.assertEqual(keys["ed25519:old"].expired_ts, 1500)
         self.assertEqual(encode_verify_key_base64(keys["ed25519:old"].verify_key), public)
-        verify_signed_json(sign_json({"x": 1}, "example.org", old_key), "example.org", keys["ed25519:old"].verify_key)
+        verify_signed_json(
+            sign_json({"x": 1}, "example.org", old_key),
+            "example.org",
+            keys["ed25519:old"].verify_key,
+        )

@@ -46,22 +46,30 @@ class GenerateTests(unittest.TestCase):
         """The certificate is for the host part of the server name, as common name and DNS alternative name."""
         certificate_pem, key_pem = generate_self_signed_certificate("example.org:8448")
         certificate = x509.load_pem_x509_certificate(certificate_pem)
-        self.assertEqual(certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value, "example.org")
+        self.assertEqual(
+            certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value, "example.org"
+        )
         names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         self.assertEqual(names.get_values_for_type(x509.DNSName), ["example.org"])
         self.assertEqual(certificate.issuer, certificate.subject)
         key = serialization.load_pem_private_key(key_pem, None)
         self.assertEqual(
-            key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo),
-            certificate.public_key().public_bytes(serialization.Encoding.DER,
-                                                  serialization.PublicFormat.SubjectPublicKeyInfo),
+            key.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            ),
+            certificate.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            ),
         )
 
     def test_ip_literal(self):
         """An IP-literal server name gets an IP-address alternative name."""
         certificate_pem, _ = generate_self_signed_certificate("[::1]:8448")
-        names = x509.load_pem_x509_certificate(certificate_pem).extensions.get_extension_for_class(
-            x509.SubjectAlternativeName).value
+        names = (
+            x509.load_pem_x509_certificate(certificate_pem)
+            .extensions.get_extension_for_class(x509.SubjectAlternativeName)
+            .value
+        )
         self.assertEqual(names.get_values_for_type(x509.IPAddress), [ipaddress.ip_address("::1")])
 
     def test_validity(self):
@@ -98,7 +106,9 @@ class FilesTests(unittest.TestCase):
             f.write("key")
         self.assertFalse(ensure_certificate("localhost", self.certificate_path, self.key_path))
         self.assertFalse(os.path.exists(self.certificate_path))
-        error = self.assertRaises(ConfigError, load_certificate_options, self.certificate_path, self.key_path)
+        error = self.assertRaises(
+            ConfigError, load_certificate_options, self.certificate_path, self.key_path
+        )
         self.assertEqual(error.key, "tls_certificate_path")
 
     def test_load_gives_working_context(self):
@@ -117,7 +127,9 @@ class FilesTests(unittest.TestCase):
         _, other_key = generate_self_signed_certificate("localhost")
         with open(self.key_path, "wb") as f:
             f.write(other_key)
-        error = self.assertRaises(ConfigError, load_certificate_options, self.certificate_path, self.key_path)
+        error = self.assertRaises(
+            ConfigError, load_certificate_options, self.certificate_path, self.key_path
+        )
         self.assertEqual(error.key, "tls_private_key_path")
 
     def test_not_a_certificate(self):
@@ -125,7 +137,9 @@ class FilesTests(unittest.TestCase):
         write_self_signed_certificate("localhost", self.certificate_path, self.key_path)
         with open(self.certificate_path, "w") as f:
             f.write("hello")
-        error = self.assertRaises(ConfigError, load_certificate_options, self.certificate_path, self.key_path)
+        error = self.assertRaises(
+            ConfigError, load_certificate_options, self.certificate_path, self.key_path
+        )
         self.assertEqual(error.key, "tls_certificate_path")
 
     def test_not_a_key(self):
@@ -134,7 +148,9 @@ class FilesTests(unittest.TestCase):
         os.chmod(self.key_path, 0o600)
         with open(self.key_path, "w") as f:
             f.write("hello")
-        error = self.assertRaises(ConfigError, load_certificate_options, self.certificate_path, self.key_path)
+        error = self.assertRaises(
+            ConfigError, load_certificate_options, self.certificate_path, self.key_path
+        )
         self.assertEqual(error.key, "tls_private_key_path")
 
     def test_full_chain(self):
@@ -142,14 +158,23 @@ class FilesTests(unittest.TestCase):
         ca_key = ec.generate_private_key(ec.SECP256R1())
         intermediate_key = ec.generate_private_key(ec.SECP256R1())
         server_key = ec.generate_private_key(ec.SECP256R1())
-        intermediate = _issue("Intermediate", "Root", ca_key, intermediate_key.public_key(), ca=True)
-        leaf = _issue("example.org", "Intermediate", intermediate_key, server_key.public_key(), ca=False)
+        intermediate = _issue(
+            "Intermediate", "Root", ca_key, intermediate_key.public_key(), ca=True
+        )
+        leaf = _issue(
+            "example.org", "Intermediate", intermediate_key, server_key.public_key(), ca=False
+        )
         with open(self.certificate_path, "wb") as f:
             f.write(leaf.public_bytes(serialization.Encoding.PEM))
             f.write(intermediate.public_bytes(serialization.Encoding.PEM))
         with open(self.key_path, "wb") as f:
-            f.write(server_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                             serialization.NoEncryption()))
+            f.write(
+                server_key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.TraditionalOpenSSL,
+                    serialization.NoEncryption(),
+                )
+            )
         self.assertEqual(load_certificate_chain(self.certificate_path), [leaf, intermediate])
         options = load_certificate_options(self.certificate_path, self.key_path)
         self.assertEqual(options.certificate.to_cryptography(), leaf)
@@ -158,7 +183,13 @@ class FilesTests(unittest.TestCase):
     def test_from_config(self):
         """server_tls_options uses the configured paths and refuses a config without them."""
         write_self_signed_certificate("localhost", self.certificate_path, self.key_path)
-        options = server_tls_options(TLSConfig(tls_certificate_path=self.certificate_path,
-                                               tls_private_key_path=self.key_path))
+        options = server_tls_options(
+            TLSConfig(
+                tls_certificate_path=self.certificate_path, tls_private_key_path=self.key_path
+            )
+        )
         options.getContext()
-        self.assertEqual(self.assertRaises(ConfigError, server_tls_options, TLSConfig()).key, "tls_certificate_path")
+        self.assertEqual(
+            self.assertRaises(ConfigError, server_tls_options, TLSConfig()).key,
+            "tls_certificate_path",
+        )
