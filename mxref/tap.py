@@ -182,11 +182,25 @@ def _default_build(config, reactor):
     return build_homeserver(config, reactor)
 
 
-def _default_site_factory():
+def _default_site_factory(config):
+    """MatrixSite per listener: X-Forwarded-For per ``x_forwarded``, bodies up to the upload limit.
+
+    The Site-wide body cap is the larger of ``max_upload_size`` and the JSON
+    endpoints' own cap, so that uploads up to the configured size get through
+    while each JSON endpoint still applies its smaller limit.
+    """
+    from mxref.http.resource import DEFAULT_MAX_BODY_SIZE
     from mxref.http.site import MatrixSite
 
+    max_body = max(config.media.max_upload_size, DEFAULT_MAX_BODY_SIZE)
+
     def site_factory(root, listener, reactor):
-        return MatrixSite(root, reactor, trust_x_forwarded_for=listener.x_forwarded)
+        return MatrixSite(
+            root,
+            reactor,
+            max_request_body_size=max_body,
+            trust_x_forwarded_for=listener.x_forwarded,
+        )
 
     return site_factory
 
@@ -255,7 +269,6 @@ def build_service(
         from twisted.internet import reactor
     stdout = stdout or sys.stdout
     build = build or _default_build
-    site_factory = site_factory or _default_site_factory()
 
     created = False
     if options["config"] is not None:
@@ -287,6 +300,7 @@ def build_service(
         tls_options = server_tls_options(config.tls)
 
     homeserver = build(config, reactor)
+    site_factory = site_factory or _default_site_factory(config)
     listener_services = build_listener_services(
         config.listeners, homeserver.resources, reactor, tls_options, site_factory
     )

@@ -301,7 +301,7 @@ class DefaultSiteTests(unittest.TestCase):
         path = os.path.join(workdir, "hs.yaml")
         with open(path, "w") as f:
             f.write(
-                "server_name: x\nlisteners:\n"
+                "server_name: x\nmax_upload_size: 200M\nlisteners:\n"
                 "  - {port: 1, bind_addresses: ['127.0.0.1'], x_forwarded: true, resources: [{names: [client]}]}\n"
                 "  - {port: 2, bind_addresses: ['127.0.0.1'], resources: [{names: [client]}]}\n"
             )
@@ -314,6 +314,7 @@ class DefaultSiteTests(unittest.TestCase):
         sites = [factory for _, factory, _, _ in reactor.tcpServers]
         self.assertEqual([type(site) for site in sites], [MatrixSite, MatrixSite])
         self.assertEqual([site.trust_x_forwarded_for for site in sites], [True, False])
+        self.assertEqual(sites[0].max_request_body_size, 200 * 1024 * 1024)
 
 
 class PluginTests(unittest.TestCase):

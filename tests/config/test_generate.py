@@ -3,6 +3,8 @@
 import os
 
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.trial import unittest
 
 from mxref.config import HomeServerConfig, generate_config, load_config
@@ -103,3 +105,28 @@ class GenerateConfigTests(unittest.TestCase):
     def test_bad_server_name(self):
         """generate_config refuses an invalid server name."""
         self.assertRaises(ValueError, generate_config, "not valid", self.data_dir)
+
+
+server_names = st.one_of(
+    st.from_regex(r"[a-z0-9]([a-z0-9\-]{0,20}\.){0,3}[a-z]{2,10}", fullmatch=True),
+    st.ip_addresses(v=4).map(str),
+    st.ip_addresses(v=6).map(lambda address: f"[{address}]"),
+).flatmap(
+    lambda host: st.one_of(st.just(host), st.integers(1, 65535).map(lambda port: f"{host}:{port}"))
+)
+
+
+class GeneratedRoundTripTests(unittest.TestCase):
+    """Any valid server name gives a configuration that loads back to it."""
+
+    @settings(max_examples=50, deadline=None)
+    @given(server_names)
+    def test_any_server_name_round_trips(self, server_name):
+        """The generated file for any server name loads without warnings and with that name."""
+        text = generate_config(server_name, "/srv/mxref")
+        config = HomeServerConfig.from_dict(yaml.safe_load(text), "/srv/mxref")
+        self.assertEqual(config.server_name, server_name)
+        self.assertEqual(config.warnings, ())
+        self.assertEqual(
+            config.keys.signing_key_path, os.path.join("/srv/mxref", f"{server_name}.signing.key")
+        )

@@ -663,3 +663,28 @@ class ValueSyntaxTests(unittest.TestCase):
     def test_any_dns_name_with_port(self, host, port):
         """Every dns-name with a port is accepted and split back into its parts."""
         self.assertEqual(split_server_name(f"{host}:{port}"), (host, port))
+
+
+class SharedSecretOptionTests(unittest.TestCase):
+    """registration_shared_secret and registration_shared_secret_path."""
+
+    def test_both_refused(self):
+        """Giving the secret and a secret file at once is refused."""
+        error = self.assertRaises(
+            ConfigError,
+            parse,
+            minimal(registration_shared_secret="a", registration_shared_secret_path="/x"),
+        )
+        self.assertEqual(error.key, "registration_shared_secret_path")
+
+    def test_missing_file(self):
+        """A secret file that cannot be read is refused, naming the key."""
+        error = self.assertRaises(
+            ConfigError, parse, minimal(registration_shared_secret_path="/nonexistent/secret")
+        )
+        self.assertEqual(error.key, "registration_shared_secret_path")
+
+    def test_empty_secret(self):
+        """An empty secret is refused rather than silently allowing anyone with an empty key."""
+        error = self.assertRaises(ConfigError, parse, minimal(registration_shared_secret=""))
+        self.assertEqual(error.key, "registration_shared_secret")
