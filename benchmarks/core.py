@@ -706,6 +706,9 @@ def bench_verification(args, worker, report, built):
         for mx_run, raw_run in zip(runs["mxref_verify_event_signatures"], runs["libsodium_verify_1KiB"])
     ]
     result["mxref_fraction_of_ceiling"] = statistics.median(ratios)
+    result["mxref_fraction_of_ceiling_best_vs_best"] = (
+        result["mxref_verify_event_signatures"]["per_second_best"] / result["libsodium_verify_1KiB"]["per_second_best"]
+    )
     result["mxref_fraction_of_ceiling_per_round"] = ratios
     report["verification"] = result
 
@@ -766,6 +769,7 @@ def bench_state_resolution(args, worker, report):
             result["synapse_in_memory_store_seconds"] = store
             result["synapse_excluding_store"] = summary([d - s for d, s in zip(syn_durations, store)])
             result["synapse_chain_index_build_seconds_untimed"] = finish["chain_index_seconds"]
+            result["speedup_best_vs_best"] = min(syn_durations) / min(result["mxref_durations"])
             result["speedup_median_of_rounds"] = statistics.median(
                 syn_run["seconds"] / mx_run["seconds"] for syn_run, mx_run in zip(syn_runs, runs["mxref_resolve_state"])
             )
@@ -841,8 +845,8 @@ def print_report(report: dict) -> None:
                       "synapse_parsed_event_verify", "synapse_parse_and_verify", "libsodium_verify_1KiB"):
             if label in verification:
                 _print_rate(label, verification[label])
-        print(f"   mxref reaches {verification['mxref_fraction_of_ceiling']:.0%} of the libsodium ceiling "
-              f"(median of per-round ratios)")
+        print(f"   mxref reaches {verification['mxref_fraction_of_ceiling_best_vs_best']:.0%} of the libsodium "
+              f"ceiling (best vs best; median of per-round ratios {verification['mxref_fraction_of_ceiling']:.0%})")
     for result in report.get("state_resolution", []):
         print(f"\n3. State resolution, room v{result['room_version']}: {result['events']} events, "
               f"{result['state_entries']} state entries, {result['conflicted_keys']} conflicted keys, "
@@ -854,7 +858,8 @@ def print_report(report: dict) -> None:
             print(f"   Synapse resolve_events_with_store best {syn['best_s']:.3f} s, median {syn['median_s']:.3f} s "
                   f"(in-memory store {statistics.median(result['synapse_in_memory_store_seconds']):.3f} s of it; "
                   f"without the store: median {result['synapse_excluding_store']['median_s']:.3f} s)")
-            print(f"   speed-up (median of rounds): {result['speedup_median_of_rounds']:.2f}x, "
+            print(f"   speed-up: {result['speedup_best_vs_best']:.2f}x best vs best, "
+                  f"{result['speedup_median_of_rounds']:.2f}x median of rounds, "
                   f"{result['speedup_vs_synapse_excluding_store']:.2f}x against Synapse without its store; "
                   f"identical resolved state: {result['identical_resolved_state']}")
         print(f"   resolved: {result['resolved_entries']} entries, digest {result['resolved_digest']}, "
@@ -871,8 +876,8 @@ def main(argv=None) -> None:
     parser.add_argument("--room-versions", default="11,12")
     parser.add_argument("--sign-room-version", default="11")
     parser.add_argument("--sign-events", type=int, default=2000)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--stateres-repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--stateres-repeats", type=int, default=15)
     parser.add_argument("--only", default="sign,verify,stateres", help="comma-separated parts to run")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--json", help="also write the full report to this file")
