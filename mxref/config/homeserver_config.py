@@ -32,6 +32,21 @@ IGNORED_SYNAPSE_KEYS = (
     "macaroon_secret_key",
     "form_secret",
     "suppress_key_server_warning",
+    "enable_metrics",
+    "url_preview_enabled",
+    "rc_admin_redaction",
+    "rc_joins",
+    "rc_joins_per_room",
+    "rc_invites",
+    "rc_third_party_invite",
+    "rc_3pid_validation",
+    "rc_room_creation",
+    "rc_presence",
+    "rc_delayed_event_mgmt",
+    "rc_reports",
+    "rc_media_create",
+    "rc_registration_token_validity",
+    "rc_key_requests",
 )
 
 
