@@ -328,6 +328,21 @@ class IRoomStore(Interface):
             membership per room), in stream order.
         """
 
+    def forget_room(user_id, room_id):
+        """Record that the user forgot the room (Client-Server API, ``POST
+        /rooms/{roomId}/forget``). The room stays forgotten until the user's
+        membership of it changes again.
+
+        :returns: Deferred firing with ``True``, or ``False`` if the user has no
+            membership of the room at all (then nothing is recorded).
+        """
+
+    def get_forgotten_room_ids(user_id):
+        """The rooms the user forgot and whose membership has not changed since.
+
+        :returns: Deferred firing with a ``set`` of room IDs.
+        """
+
 
 class IAccountStore(Interface):
     """Local users, their devices, access tokens and profiles."""

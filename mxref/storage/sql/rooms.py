@@ -2,7 +2,7 @@
 
 Tables: ``rooms``, ``room_aliases`` + ``room_alias_servers``,
 ``room_memberships`` (current membership per room and user, maintained by
-``persist_events``) and ``room_stats_current`` (member counts and name, topic,
+``persist_events``), ``forgotten_rooms`` and ``room_stats_current`` (member counts and name, topic,
 ... copied from current state by ``persist_events``).
 
 Spec: Client-Server API "Room aliases", "Listing rooms" (``/publicRooms``),
@@ -250,3 +250,32 @@ class SqlRoomStore:
             return [UserMembership(*row) for row in rows]
 
         return self._db.run_interaction("get_membership_changes", txn_func)
+
+    def forget_room(self, user_id, room_id):
+        """See :meth:`IRoomStore.forget_room`."""
+
+        def txn_func(txn):
+            position = txn.select_value(
+                "SELECT stream_ordering FROM room_memberships WHERE room_id = ? AND user_id = ?",
+                (room_id, user_id),
+            )
+            if position is None:
+                return False
+            txn.upsert(
+                "forgotten_rooms", {"user_id": user_id, "room_id": room_id}, {"stream_ordering": position}
+            )
+            return True
+
+        return self._db.run_interaction("forget_room", txn_func)
+
+    def get_forgotten_room_ids(self, user_id):
+        """See :meth:`IRoomStore.get_forgotten_room_ids`."""
+        d = self._db.execute(
+            "get_forgotten_room_ids",
+            "SELECT f.room_id FROM forgotten_rooms f JOIN room_memberships m"
+            " ON m.room_id = f.room_id AND m.user_id = f.user_id"
+            " WHERE f.user_id = ? AND m.stream_ordering <= f.stream_ordering",
+            user_id,
+        )
+        d.addCallback(lambda rows: {room_id for (room_id,) in rows})
+        return d
