@@ -190,6 +190,7 @@ class Database:
     def __init__(self, engine, pool):
         self.engine = engine
         self._pool = pool
+        self._closed = False
 
     def run_interaction(self, description, func, *args, **kwargs):
         """Run ``func(txn, *args, **kwargs)`` in one database transaction, in a pool thread.
@@ -232,14 +233,41 @@ class Database:
         return self.run_interaction(description, lambda txn: txn.select(sql, args))
 
     def close(self):
-        """Close all connections and stop the pool's threads."""
-        self._pool.close()
+        """Close all connections and stop the pool's threads (a second call does nothing)."""
+        if not self._closed:
+            self._closed = True
+            self._pool.close()
 
 
-def _split_statements(sql_text):
-    """Split a schema file into statements (``--`` comments removed)."""
-    lines = [re.sub(r"--.*$", "", line) for line in sql_text.splitlines()]
-    return [statement.strip() for statement in "\n".join(lines).split(";") if statement.strip()]
+def split_statements(sql_text):
+    """Split a schema file into statements at ``;``, dropping ``--`` comments.
+
+    Semicolons and ``--`` inside single-quoted string literals are kept.
+    """
+    statements, current = [], []
+    in_string = False
+    i = 0
+    while i < len(sql_text):
+        char = sql_text[i]
+        if in_string:
+            current.append(char)
+            if char == "'":
+                in_string = False
+        elif char == "'":
+            in_string = True
+            current.append(char)
+        elif sql_text.startswith("--", i):
+            end = sql_text.find("\n", i)
+            i = len(sql_text) if end < 0 else end
+            continue
+        elif char == ";":
+            statements.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+        i += 1
+    statements.append("".join(current))
+    return [statement.strip() for statement in statements if statement.strip()]
 
 
 def schema_files(engine, schema_dir=SCHEMA_DIR):
@@ -285,7 +313,7 @@ def apply_schema_txn(txn, files, now_ms):
         if version in applied:
             continue
         with open(path, encoding="utf-8") as schema_file:
-            statements = _split_statements(schema_file.read())
+            statements = split_statements(schema_file.read())
         for statement in statements:
             txn.execute(statement)
         txn.execute(
