@@ -552,13 +552,11 @@ def build_room(room_version, members: int, conflicts: int, key):
     trunk.send(CREATOR, "m.room.power_levels", power_levels, state_key="")
     trunk.send(CREATOR, "m.room.join_rules", {"join_rule": "public"}, state_key="")
     trunk.send(CREATOR, "m.room.history_visibility", {"history_visibility": "shared"}, state_key="")
-    trunk.check = False  # the joins are plain public-room joins; checked by the tests, not here
     for index in range(members):
         trunk.send(user(index), "m.room.member", {"membership": "join"}, state_key=user(index))
     states = []
     for fork_name, shift in (("A", 0), ("B", 2)):
         fork = trunk.copy()
-        fork.check = True
         promoted = dict(base_users)
         for i in range(conflicts):
             slot = i % 5
