@@ -1,0 +1,1 @@
+"""Client-Server API filters: checking and storing filter definitions, and applying them to events."""
