@@ -1,11 +1,21 @@
 """Tests for mxref.client.account over HTTP against a real SQLite store: login, logout, registration,
 devices, password changes, deactivation, user-interactive auth and shared-secret registration."""
 
+import random
+
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.internet import defer
 from twisted.trial import unittest
 
 from mxref.auth.shared_secret import compute_registration_mac
-from mxref.client.account.service import InteractiveAuthIncomplete
+from mxref.client.account.service import (
+    AccountRegistrar,
+    CredentialChecker,
+    InteractiveAuthenticator,
+    InteractiveAuthIncomplete,
+    user_text_from_auth_dict,
+)
 from mxref.config.registration import RegistrationConfig
 from mxref.errors import MatrixError
 from mxref.types import is_valid_localpart
@@ -766,6 +776,73 @@ class InteractiveAuthTests(AccountTestCase):
         with self.assertRaises(MatrixError) as caught:
             await harness.interactive_auth.authenticate(password_auth("alice", None), flows, "op")
         self.assertEqual(caught.exception.errcode, "M_LIMIT_EXCEEDED")
+
+
+class MemoryBoundsTests(AccountTestCase):
+    """Anyone can open UIA sessions and ask for nonces, so both are capped."""
+
+    @deferred_test
+    async def test_oldest_sessions_are_forgotten_beyond_the_cap(self):
+        """With room for two sessions, opening a third forgets the first."""
+        uia = InteractiveAuthenticator(self.harness.credentials, self.harness.clock, random.Random(1), max_sessions=2)
+        sessions = []
+        for _ in range(3):
+            with self.assertRaises(InteractiveAuthIncomplete) as caught:
+                await uia.authenticate(None, [["m.login.dummy"]], "register")
+            sessions.append(caught.exception.session_id)
+        with self.assertRaises(MatrixError) as caught:
+            await uia.authenticate({"type": "m.login.dummy", "session": sessions[0]}, [["m.login.dummy"]], "register")
+        self.assertEqual(caught.exception.errcode, "M_INVALID_PARAM")
+        self.assertIsNone(await uia.authenticate({"type": "m.login.dummy", "session": sessions[2]},
+                                                 [["m.login.dummy"]], "register"))
+
+    @deferred_test
+    async def test_oldest_nonces_are_forgotten_beyond_the_cap(self):
+        """With room for two nonces, issuing a third makes the first unknown."""
+        registrar = AccountRegistrar(
+            self.harness.store.accounts, self.harness.hasher, self.harness.login, self.harness.interactive_auth,
+            self.harness.clock, random.Random(2), "test.example",
+            RegistrationConfig(registration_shared_secret=SECRET), max_nonces=2,
+        )
+        nonces = [registrar.issue_registration_nonce() for _ in range(3)]
+        self.assertEqual(len(set(nonces)), 3)
+        for nonce, expected in ((nonces[0], "M_UNKNOWN"), (nonces[1], "M_FORBIDDEN")):
+            with self.assertRaises(MatrixError) as caught:
+                await registrar.register_with_shared_secret(
+                    {"nonce": nonce, "username": "u", "password": "p", "mac": "0" * 40})
+            self.assertEqual(caught.exception.errcode, expected)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=10), children, max_size=3),
+    max_leaves=10,
+)
+
+
+class IdentifierParsingTests(unittest.TestCase):
+    @given(st.dictionaries(st.sampled_from(["identifier", "user", "medium", "address", "type"]), _JSON)
+           | st.fixed_dictionaries({"identifier": st.fixed_dictionaries(
+               {"type": st.sampled_from(["m.id.user", "m.id.thirdparty", "m.id.phone", "x"]), "user": _JSON})}))
+    def test_any_login_body_gives_a_user_text_or_a_client_error(self, body):
+        """Whatever JSON a client sends, identifier parsing names a user or refuses with a 4xx Matrix error."""
+        try:
+            user_text = user_text_from_auth_dict(body)
+        except MatrixError as error:
+            self.assertIn(error.code, (400, 403))
+        else:
+            self.assertIsInstance(user_text, str)
+
+    @given(st.text(max_size=40))
+    def test_any_user_text_maps_to_local_user_ids_only(self, text):
+        """Any typed user text maps to zero or more user IDs on our server, never raising."""
+        checker = CredentialChecker(None, None, "test.example")
+        for user_id in checker.candidate_user_ids(text):
+            self.assertTrue(user_id.startswith("@"))
+            self.assertTrue(user_id.endswith(":test.example"))
+        self.assertEqual(checker.candidate_user_ids("@Bob:test.example"),
+                         ["@Bob:test.example", "@bob:test.example"])
+        self.assertEqual(checker.candidate_user_ids("@bob:other.example"), [])
 
 
 class SharedSecretRegistrationTests(unittest.TestCase):

@@ -294,15 +294,19 @@ class InteractiveAuthenticator:
     :param session_lifetime: seconds a session stays usable.
     :param failed_attempts_limiter: a :class:`mxref.ratelimit.RateLimiter`
         for wrong passwords per user (``rc_login.failed_attempts``), or ``None``.
+    :param max_sessions: the most sessions kept at once; anyone can open one
+        (``POST /register``), so beyond this the oldest are forgotten.
     """
 
-    def __init__(self, credentials, clock, rng, session_lifetime: float = 900.0, failed_attempts_limiter=None):
+    def __init__(self, credentials, clock, rng, session_lifetime: float = 900.0, failed_attempts_limiter=None,
+                 max_sessions: int = 10000):
         self._credentials = credentials
         self._clock = clock
         self._rng = rng
         self._lifetime = session_lifetime
         self._failed_limiter = failed_attempts_limiter
-        self._sessions = {}
+        self._max_sessions = max_sessions
+        self._sessions = {}  # in creation order, so the first is the oldest
 
     def _prune(self):
         now = self._clock.seconds()
@@ -310,6 +314,8 @@ class InteractiveAuthenticator:
             del self._sessions[session_id]
 
     def _new_session(self, operation, user_id):
+        while len(self._sessions) >= self._max_sessions:
+            del self._sessions[next(iter(self._sessions))]
         session_id = generate_opaque_id(24, self._rng)
         session = _AuthSession(session_id, operation, user_id, self._clock.seconds())
         self._sessions[session_id] = session
@@ -577,12 +583,15 @@ class AccountRegistrar:
     :param registration_limiter: a :class:`mxref.ratelimit.RateLimiter` for
         accounts created per client address (``rc_registration``), or ``None``.
     :param nonce_lifetime: seconds a shared-secret registration nonce stays valid.
+    :param max_nonces: the most unused nonces kept (anyone may ask for one);
+        beyond this the oldest are forgotten.
     """
 
     _log = Logger()
 
     def __init__(self, store, password_hasher, login, interactive_auth, clock, rng, server_name: str,
-                 registration_config, registration_limiter=None, nonce_lifetime: float = 60.0):
+                 registration_config, registration_limiter=None, nonce_lifetime: float = 60.0,
+                 max_nonces: int = 1000):
         self._store = store
         self._hasher = password_hasher
         self._login = login
@@ -593,7 +602,8 @@ class AccountRegistrar:
         self._config = registration_config
         self._limiter = registration_limiter
         self._nonce_lifetime = nonce_lifetime
-        self._nonces = {}
+        self._max_nonces = max_nonces
+        self._nonces = {}  # nonce -> time issued, oldest first
 
     @property
     def open_registration(self) -> bool:
@@ -708,6 +718,8 @@ class AccountRegistrar:
         """
         self._require_shared_secret()
         self._prune_nonces()
+        while len(self._nonces) >= self._max_nonces:
+            del self._nonces[next(iter(self._nonces))]
         nonce = generate_opaque_id(32, self._rng)
         self._nonces[nonce] = self._clock.seconds()
         return nonce
