@@ -600,7 +600,8 @@ class DeviceTests(AccountTestCase):
         """A UIA session belongs to the user who started it."""
         bob = await self.harness.register_user("bob")
         first = await self.delete_device("PHONE")
-        stolen = await self.delete_device("PHONE", password_auth("bob", first.json()["session"]), token=bob.access_token)
+        stolen = await self.delete_device("PHONE", password_auth("bob", first.json()["session"]),
+                                          token=bob.access_token)
         self.assert_error(stolen, 403, "M_FORBIDDEN")
 
     @deferred_test

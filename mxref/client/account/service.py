@@ -41,6 +41,7 @@ from twisted.logger import Logger
 from mxref.auth.shared_secret import registration_mac_matches
 from mxref.auth.tokens import generate_access_token
 from mxref.errors import InvalidIdentifier, MatrixError
+from mxref.ratelimit import LimitExceeded
 from mxref.types import UserID, generate_opaque_id, validate_new_localpart
 
 #: The login type and UIA stage checking a password.
@@ -392,8 +393,7 @@ class InteractiveAuthenticator:
             if self._failed_limiter is not None and limit_key is not None:
                 allowed, retry_after_ms = self._failed_limiter.can_do(limit_key, update=False)
                 if not allowed:
-                    raise MatrixError(429, "M_LIMIT_EXCEEDED", "Too many failed attempts",
-                                      retry_after_ms=retry_after_ms)
+                    raise LimitExceeded(retry_after_ms)
             proven = await self._credentials.check_password(user_text, password)
             if proven is None or (session.user_id is not None and proven != session.user_id):
                 if self._failed_limiter is not None and limit_key is not None:
@@ -507,8 +507,7 @@ class LoginService:
             if self._failed_limiter is not None:
                 allowed, retry_after_ms = self._failed_limiter.can_do(limit_key, update=False)
                 if not allowed:
-                    raise MatrixError(429, "M_LIMIT_EXCEEDED", "Too many failed login attempts",
-                                      retry_after_ms=retry_after_ms)
+                    raise LimitExceeded(retry_after_ms)
         user_id = await self._credentials.check_password(user_text, password)
         if user_id is None:
             if self._failed_limiter is not None and limit_key is not None:
