@@ -1,11 +1,16 @@
 """Tests for mxref.client.account over HTTP against a real SQLite store: login, logout, registration,
 devices, password changes, deactivation, user-interactive auth and shared-secret registration."""
 
+import io
+import os
 import random
+import urllib.error
+from urllib.parse import urlsplit
 
 from hypothesis import given
 from hypothesis import strategies as st
-from twisted.internet import defer
+from twisted.internet import defer, reactor, threads, utils
+from twisted.internet.threads import blockingCallFromThread
 from twisted.trial import unittest
 
 from mxref.auth.shared_secret import compute_registration_mac
@@ -18,6 +23,7 @@ from mxref.client.account.service import (
 )
 from mxref.config.registration import RegistrationConfig
 from mxref.errors import MatrixError
+from mxref.register_user import RegistrationFailed, register_user
 from mxref.types import is_valid_localpart
 from tests.client.support import ClientApiHarness, LoginRateLimits, deferred_test
 from tests.schema import validate_response, validate_schema
@@ -965,6 +971,79 @@ class SharedSecretRegistrationTests(unittest.TestCase):
         post = await harness.request("POST", self.path, {"nonce": "x", "username": "a", "password": "b",
                                                          "mac": "c"})
         self.assertEqual((post.code, post.json()["errcode"]), (403, "M_FORBIDDEN"))
+
+
+class _UrlopenResponse(io.BytesIO):
+    """What ``urllib.request.urlopen`` returns, enough for :mod:`mxref.register_user`."""
+
+
+class RegisterCommandTests(unittest.TestCase):
+    """The ``mxref-register`` client (blocking, in a thread) against the real endpoint."""
+
+    @deferred_test
+    async def setUp(self):
+        self.harness = await ClientApiHarness.create(self, registration=RegistrationConfig(
+            registration_shared_secret=SECRET))
+
+    def urlopen(self, http_request):
+        """Carry one urllib request from the client's thread to the harness on the reactor thread."""
+        path = urlsplit(http_request.full_url).path
+        response = blockingCallFromThread(reactor, lambda: defer.ensureDeferred(
+            self.harness.request(http_request.get_method(), path, http_request.data)))
+        if response.code >= 400:
+            raise urllib.error.HTTPError(http_request.full_url, response.code, "error", {},
+                                         io.BytesIO(response.body))
+        return _UrlopenResponse(response.body)
+
+    @deferred_test
+    async def test_mxref_register_creates_an_admin(self):
+        """mxref-register's register_user fetches a nonce, signs, and gets an admin account back."""
+        result = await threads.deferToThread(register_user, "http://test.example", SECRET, "cli", "pw", True,
+                                             urlopen=self.urlopen)
+        self.assertEqual(result["user_id"], "@cli:test.example")
+        self.assertTrue((await self.harness.store.accounts.get_user("@cli:test.example")).is_admin)
+
+    @deferred_test
+    async def test_mxref_register_with_the_wrong_secret_fails(self):
+        """With the wrong secret the command reports the server's 403."""
+        with self.assertRaises(RegistrationFailed) as caught:
+            await threads.deferToThread(register_user, "http://test.example", "wrong", "cli", "pw", False,
+                                        urlopen=self.urlopen)
+        self.assertIn("403", str(caught.exception))
+
+
+class SynapseRegisterCommandTests(unittest.TestCase):
+    """Synapse's own register_new_matrix_user against mxref's endpoint on a loopback port."""
+
+    @deferred_test
+    async def setUp(self):
+        self.python = os.environ.get("MXREF_SYNAPSE_PYTHON")
+        if not self.python:
+            raise unittest.SkipTest("needs MXREF_SYNAPSE_PYTHON (an interpreter with matrix-synapse installed)")
+        self.harness = await ClientApiHarness.create(self, registration=RegistrationConfig(
+            registration_shared_secret=SECRET))
+        self.port = reactor.listenTCP(0, self.harness.site, interface="127.0.0.1")
+        self.addCleanup(self.port.stopListening)
+
+    async def run_command(self, *arguments):
+        url = f"http://127.0.0.1:{self.port.getHost().port}"
+        return await utils.getProcessOutputAndValue(
+            self.python, ["-m", "synapse._scripts.register_new_matrix_user", *arguments, url], env=dict(os.environ))
+
+    @deferred_test
+    async def test_synapse_tool_registers_a_bot(self):
+        """register_new_matrix_user -k ... -t bot --no-admin creates the user on mxref."""
+        out, err, code = await self.run_command("-u", "synbot", "-p", "pw", "--no-admin", "-t", "bot", "-k", SECRET)
+        self.assertEqual(code, 0, (out, err))
+        user = await self.harness.store.accounts.get_user("@synbot:test.example")
+        self.assertEqual((user.is_admin, user.user_type), (False, "bot"))
+
+    @deferred_test
+    async def test_synapse_tool_with_the_wrong_secret_fails(self):
+        """With the wrong secret the tool exits non-zero and no account appears."""
+        out, err, code = await self.run_command("-u", "synadmin", "-p", "pw", "-a", "-k", "wrong")
+        self.assertNotEqual(code, 0)
+        self.assertIsNone(await self.harness.store.accounts.get_user("@synadmin:test.example"))
 
 
 class RegisterUserServiceTests(AccountTestCase):
