@@ -441,6 +441,25 @@ class BuildingBlockTests(unittest.TestCase):
             iterative_auth_checks("11", [self.g("TB")], state, events, rejected={self.g("PA")}),
         )
 
+    def test_unconflicted_event_in_one_forks_auth_chains(self):
+        """An unconflicted event cited in only one fork is in the auth difference, which orders the replay causally."""
+        graph = self.graph
+        graph.add("P", ALICE, "m.room.power_levels", "", {"users": {ALICE: 100, EVELYN: 75}},
+                  prev=["START"])
+        graph.add("EJ", EVELYN, "m.room.member", EVELYN, {"membership": "join"})
+        graph.add("JRE", EVELYN, "m.room.join_rules", "", {"join_rule": "invite"})
+        graph.add("AJ2", ALICE, "m.room.member", ALICE, {"membership": "join", "displayname": "A"})
+        graph.add("JRA", ALICE, "m.room.join_rules", "", {"join_rule": "public"}, prev=["AJ2"])
+        graph.add("EL", EVELYN, "m.room.member", EVELYN, {"membership": "leave"}, prev=["AJ2"])
+        state_sets = [graph.state_ids("JRA"), graph.state_ids("EL")]
+        # Alice's AJ2 is state in both forks, but only JRA cites it: the spec's auth chains
+        # exclude the state events themselves, so AJ2 is in the auth difference.
+        self.assertIn(self.g("AJ2"), auth_difference(state_sets, graph.events))
+        # Replaying AJ2 puts JRE -> AJ2 -> JRA in causal order, so Alice's later join
+        # rules win. (Synapse 1.163 counts each state's own events in its auth chain,
+        # leaves AJ2 out, replays Alice's JRA first for her greater power, and keeps JRE.)
+        self.assertEqual(graph.resolve("JRA", "EL")[JOIN_RULES_KEY], "JRA")
+
     def test_rejected_events_are_never_applied(self):
         """An event rejected against its auth events does not enter the resolved state."""
         graph = self.graph
