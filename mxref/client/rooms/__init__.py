@@ -1,0 +1,1 @@
+"""The room endpoints of the Client-Server API: creating rooms, membership, sending and reading events."""
