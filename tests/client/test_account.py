@@ -2,8 +2,10 @@
 devices, password changes, deactivation, user-interactive auth and shared-secret registration."""
 
 import io
+import json
 import os
 import random
+import sys
 import urllib.error
 from urllib.parse import urlsplit
 
@@ -121,7 +123,8 @@ class LoginTests(AccountTestCase):
             "alice", device_id="MYPHONE", initial_device_display_name="Jungle Phone"))
         self.assertEqual(response.json()["device_id"], "MYPHONE")
         device = await self.request("GET", "/devices/MYPHONE", token=response.json()["access_token"])
-        self.assertEqual(device.json(), {"device_id": "MYPHONE", "display_name": "Jungle Phone"})
+        self.assertEqual(device.json(), {"device_id": "MYPHONE", "display_name": "Jungle Phone",
+                                         "last_seen_ip": "127.0.0.7", "last_seen_ts": 1_700_000_000_000})
 
     @deferred_test
     async def test_login_to_existing_device_keeps_its_name(self):
@@ -531,7 +534,10 @@ class DeviceTests(AccountTestCase):
                          sorted(["PHONE", self.alice.device_id]))
         one = await self.request("GET", "/devices/PHONE", token=self.alice.access_token)
         validate_response("client-server/device_management.yaml", "/devices/{deviceId}", "get", 200, one.json())
-        self.assertEqual(one.json(), {"device_id": "PHONE", "display_name": "Phone"})
+        self.assertEqual(one.json(), {"device_id": "PHONE", "display_name": "Phone", "last_seen_ip": "127.0.0.7",
+                                      "last_seen_ts": 1_700_000_000_000})
+        made_by_service = await self.request("GET", f"/devices/{self.alice.device_id}", token=self.alice.access_token)
+        self.assertEqual(made_by_service.json(), {"device_id": self.alice.device_id})
 
     @deferred_test
     async def test_other_users_devices_are_not_found(self):
@@ -1044,6 +1050,74 @@ class SynapseRegisterCommandTests(unittest.TestCase):
         out, err, code = await self.run_command("-u", "synadmin", "-p", "pw", "-a", "-k", "wrong")
         self.assertNotEqual(code, 0)
         self.assertIsNone(await self.harness.store.accounts.get_user("@synadmin:test.example"))
+
+
+#: A matrix-nio session run in a child process (nio needs asyncio; trial runs Twisted's default reactor).
+NIO_SCRIPT = """
+import asyncio, json, sys
+from nio import AsyncClient, DeleteDevicesAuthResponse
+
+async def main(url):
+    steps = {}
+    client = AsyncClient(url, "niouser")
+    registered = await client.register("niouser", "nio password", "nio device")
+    steps["register"] = [type(registered).__name__, registered.user_id]
+    phone = AsyncClient(url, "@niouser:test.example")
+    logged_in = await phone.login("nio password", device_name="phone")
+    steps["login"] = [type(logged_in).__name__, phone.device_id]
+    whoami = await phone.whoami()
+    steps["whoami"] = [whoami.user_id, whoami.device_id]
+    devices = await client.devices()
+    steps["devices"] = sorted(device.id for device in devices.devices)
+    asked = await client.delete_devices([phone.device_id])
+    steps["delete_asks"] = isinstance(asked, DeleteDevicesAuthResponse)
+    auth = {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "niouser"},
+            "password": "nio password", "session": asked.session}
+    deleted = await client.delete_devices([phone.device_id], auth)
+    steps["delete"] = type(deleted).__name__
+    after = await phone.whoami()
+    steps["phone_after"] = type(after).__name__
+    logged_out = await client.logout()
+    steps["logout"] = type(logged_out).__name__
+    for c in (client, phone):
+        await c.close()
+    print(json.dumps(steps))
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+class NioClientTests(unittest.TestCase):
+    """matrix-nio, a real client library, registers, logs in, manages devices and logs out against mxref."""
+
+    @deferred_test
+    async def setUp(self):
+        try:
+            import nio  # noqa: F401 (only checking that it is installed)
+        except ImportError:
+            raise unittest.SkipTest("matrix-nio is not installed (pip install -e .[test])")
+        self.harness = await ClientApiHarness.create(self, registration=OPEN_REGISTRATION)
+        self.port = reactor.listenTCP(0, self.harness.site, interface="127.0.0.1")
+        self.addCleanup(self.port.stopListening)
+
+    @deferred_test
+    async def test_nio_session(self):
+        """nio's register (dummy UIA), login, whoami, devices, delete_devices (password UIA) and logout all work."""
+        url = f"http://127.0.0.1:{self.port.getHost().port}"
+        out, err, code = await utils.getProcessOutputAndValue(sys.executable, ["-c", NIO_SCRIPT, url],
+                                                              env=dict(os.environ))
+        self.assertEqual(code, 0, err.decode("utf-8", "replace")[-2000:])
+        steps = json.loads(out.decode("utf-8").strip().splitlines()[-1])
+        self.assertEqual(steps["register"], ["RegisterResponse", "@niouser:test.example"])
+        self.assertEqual(steps["login"][0], "LoginResponse")
+        phone = steps["login"][1]
+        self.assertEqual(steps["whoami"], ["@niouser:test.example", phone])
+        self.assertEqual(len(steps["devices"]), 2)
+        self.assertIn(phone, steps["devices"])
+        self.assertTrue(steps["delete_asks"])
+        self.assertEqual(steps["delete"], "DeleteDevicesResponse")
+        self.assertEqual(steps["phone_after"], "WhoamiError")
+        self.assertEqual(steps["logout"], "LogoutResponse")
 
 
 class RegisterUserServiceTests(AccountTestCase):

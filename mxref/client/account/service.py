@@ -441,11 +441,14 @@ class LoginService:
         types = [PASSWORD_LOGIN_TYPE] + sorted(self._extra_login_types)
         return {"flows": [{"type": login_type} for login_type in types]}
 
-    async def start_session(self, user_id: str, device_id: str = None, initial_display_name: str = None):
+    async def start_session(self, user_id: str, device_id: str = None, initial_display_name: str = None,
+                            client_ip: str = None):
         """Give a user a device (created unless it exists) and a new access token for it.
 
         :param device_id: a client-chosen device ID, or ``None`` to generate one.
         :param initial_display_name: the name for a newly created device.
+        :param client_ip: the address the client logged in from; recorded with
+            the time as the device's ``last_seen_ip``/``last_seen_ts``.
         :returns: ``(device_id, access_token)``.
         """
         now = _now_ms(self._clock)
@@ -458,6 +461,8 @@ class LoginService:
             await self._store.create_device(user_id, device_id, initial_display_name, now)
         token = generate_access_token(user_id, self._rng)
         await self._store.add_access_token(user_id, device_id, token, now)
+        if client_ip:
+            await self._store.record_device_seen(user_id, device_id, now, client_ip)
         return device_id, token
 
     async def login(self, body: dict, client_ip: str) -> dict:
@@ -487,7 +492,7 @@ class LoginService:
             user_id = await self._login_with_module(login_type, body)
         else:
             raise MatrixError(400, "M_UNKNOWN", f"Unknown login type {login_type!r}")
-        device_id, token = await self.start_session(user_id, device_id, display_name)
+        device_id, token = await self.start_session(user_id, device_id, display_name, client_ip)
         response = {"user_id": user_id, "access_token": token, "device_id": device_id}
         if self._well_known is not None:
             response["well_known"] = self._well_known
@@ -667,7 +672,7 @@ class AccountRegistrar:
             user_id = await self.register_user(localpart, password)
         if inhibit_login:
             return {"user_id": user_id}
-        device_id, token = await self._login.start_session(user_id, device_id, display_name)
+        device_id, token = await self._login.start_session(user_id, device_id, display_name, client_ip)
         return {"user_id": user_id, "access_token": token, "device_id": device_id}
 
     async def _register_generated(self, password):
