@@ -407,6 +407,13 @@ class InteractiveAuthenticator:
 class LoginService:
     """Logging in and out, and what an access token stands for.
 
+    Logging in again to a known ``device_id`` keeps the device (and its name)
+    and adds a token. The spec's "Relationship between access tokens and
+    devices" says the device's earlier tokens are then invalidated; that needs
+    a per-device token deletion that :class:`~mxref.storage.interfaces.IAccountStore`
+    does not offer yet (deleting and re-creating the device would also drop
+    whatever else hangs off it), so earlier tokens stay valid until logout.
+
     :param store: an :class:`~mxref.storage.interfaces.IAccountStore`.
     :param credentials: a :class:`CredentialChecker`.
     :param clock: an ``IReactorTime``.
