@@ -34,6 +34,9 @@ from mxref.storage.records import RoomPosition
 #: The largest ``limit`` ``/messages`` and ``/context`` honour.
 MAX_PAGINATION_LIMIT = 1000
 
+#: The fewest events ``/messages`` reads from storage at a time (more when the page is larger).
+PAGINATION_BATCH = 20
+
 #: How many storage batches ``/messages`` reads at most to fill one page when history
 #: visibility or the filter hide events.
 MAX_PAGINATION_ROUNDS = 5
@@ -389,16 +392,19 @@ class RoomReader:
         rounds = 0
         while not exhausted and len(chunk) < limit and rounds < MAX_PAGINATION_ROUNDS:
             rounds += 1
-            wanted = limit - len(chunk)
+            wanted = max(limit - len(chunk), PAGINATION_BATCH)
             batch = await self._events.get_room_events_stream(room_id, end, to_position, wanted, direction)
-            if len(batch) < wanted:
-                exhausted = True
             visible = await self._visibility.filter_for_user(requester.user_id, batch)
             visible_ids = {e.event_id for e in visible}
+            consumed = 0
             for event in batch:
+                if len(chunk) >= limit:
+                    break
+                consumed += 1
                 end = event.position_before if direction == "b" else event.position
                 if event.event_id in visible_ids and event_filter.allows(event):
                     chunk.append(event)
+            exhausted = consumed == len(batch) and len(batch) < wanted
         response = {
             "start": format_room_position(start),
             "chunk": await self._serialise(chunk, version),
