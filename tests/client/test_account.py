@@ -493,6 +493,15 @@ class ClosedRegistrationTests(unittest.TestCase):
         self.assertEqual(response.json(), {"errcode": "M_FORBIDDEN", "error": "Registration is disabled"})
 
     @deferred_test
+    async def test_username_availability_is_not_answered_when_closed(self):
+        """With registration closed, /register/available is 403 rather than revealing which accounts exist."""
+        harness = await ClientApiHarness.create(self)
+        await harness.register_user("alice")
+        for username in ("alice", "free"):
+            response = await harness.request("GET", V3 + f"/register/available?username={username}")
+            self.assertEqual((response.code, response.json()["errcode"]), (403, "M_FORBIDDEN"))
+
+    @deferred_test
     async def test_token_only_registration_is_refused(self):
         """registration_requires_token is not supported, so such a server refuses /register."""
         config = RegistrationConfig(enable_registration=True, registration_requires_token=True)
@@ -729,8 +738,9 @@ class DeactivationTests(AccountTestCase):
         login = await self.request("POST", "/login", password_login("alice"))
         self.assertEqual(login.code, 403)
         self.assertEqual(self.harness.deactivated, [(self.alice.user_id, False)])
-        available = await self.request("GET", "/register/available?username=alice")
-        self.assert_error(available, 400, "M_USER_IN_USE")
+        with self.assertRaises(MatrixError) as caught:
+            await self.harness.registrar.register_user("alice", "another")
+        self.assertEqual(caught.exception.errcode, "M_USER_IN_USE")
 
     @deferred_test
     async def test_deactivate_with_erase(self):

@@ -633,9 +633,16 @@ class AccountRegistrar:
     async def check_username_available(self, username: str) -> bool:
         """Serve ``GET /register/available``.
 
+        When open registration is off the answer is 403, as in Synapse: the
+        endpoint only helps ``POST /register``, and otherwise it would let
+        anyone probe which accounts exist.
+
         :returns: ``True`` when ``username`` may be registered.
-        :raises MatrixError: 400 ``M_INVALID_USERNAME`` or ``M_USER_IN_USE``.
+        :raises MatrixError: 400 ``M_INVALID_USERNAME`` or ``M_USER_IN_USE``;
+            403 ``M_FORBIDDEN`` when registration is closed.
         """
+        if not self.open_registration:
+            raise MatrixError(403, "M_FORBIDDEN", "Registration is disabled")
         localpart = self._localpart_for(username)
         if await self._store.get_user(str(UserID(localpart, self.server_name))) is not None:
             raise MatrixError(400, "M_USER_IN_USE", "Desired user ID is already taken")
