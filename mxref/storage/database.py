@@ -164,6 +164,15 @@ class Transaction:
         self.execute(sql, list(key_values.values()) + list(values.values()))
         return self.rowcount
 
+    def lock_counter(self, name):
+        """Take the row lock of a ``counters`` row without changing it.
+
+        Transactions that lock the same counter run one after another from this
+        point on, and (in PostgreSQL's READ COMMITTED) each statement after it
+        sees everything the previous holder committed.
+        """
+        self.execute("UPDATE counters SET value = value WHERE name = ?", (name,))
+
     def next_counter_value(self, name, count=1):
         """Advance a row of the ``counters`` table and return its new value.
 

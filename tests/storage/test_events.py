@@ -444,6 +444,16 @@ class EventStoreConformanceMixin:
         self.assertEqual((yield self.store.events.get_max_stream_ordering()), 75)
 
     @defer.inlineCallbacks
+    def test_concurrent_persists_of_one_event(self):
+        """The same event persisted by several concurrent batches is stored once, with one ordering."""
+        event = self.events.make("m.room.message")
+        results = yield defer.gatherResults(
+            [self.store.events.persist_events(PersistBatch([event])) for _ in range(6)]
+        )
+        self.assertEqual(results, [{event.event_id: 1}] * 6)
+        self.assertEqual((yield self.store.events.get_max_stream_ordering()), 1)
+
+    @defer.inlineCallbacks
     def test_failed_batch_writes_nothing(self):
         """A batch that fails part-way leaves no trace: no events, no state, no positions."""
         good = self.events.make("m.room.message")

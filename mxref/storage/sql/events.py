@@ -109,6 +109,9 @@ def _persist_txn(txn, batch):
     events = list({e.event_id: e for e in reversed(batch.events)}.values())[::-1]
     if not events and not batch.room_updates:
         return {}
+    # Serialise persists before looking at what is already stored, so that two
+    # concurrent persists of one event cannot both decide to insert it.
+    txn.lock_counter("events")
     existing = {
         row[0]: (row[1], bool(row[2]))
         for row in txn.select_in(
@@ -130,8 +133,6 @@ def _persist_txn(txn, batch):
         u.room_id for u in batch.room_updates if u.changes_state and u.room_id not in rooms_with_new
     ]
     count = len(needing) + len(rooms_needing_position)
-    # Advance the counter even when nothing needs a position: it takes the
-    # lock that keeps persists (and their current-state writes) in order.
     last = txn.next_counter_value("events", count)
     next_position = last - count + 1
     orderings = {}
