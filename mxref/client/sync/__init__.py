@@ -1,0 +1,1 @@
+"""Client-Server API ``/sync``: the service building sync responses and its HTTP resource."""

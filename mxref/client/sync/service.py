@@ -1,0 +1,313 @@
+"""``/sync``: what changed for a user between two stream tokens, waiting for news when nothing did.
+
+A sync covers the window ``(since, upto]`` of each stream, where ``upto`` is
+read from storage when the request is served (``next_batch``). The user's
+rooms fall into sections by their membership at the end of the window:
+
+* ``join``: rooms the user is joined to. A room the user was already joined
+  to at ``since`` gets its new timeline events, the state changes between
+  ``since`` and the start of the timeline, new receipts and account data; it
+  is left out when nothing changed. A room joined within the window (or any
+  room in an initial sync, or with ``full_state``) gets the whole state at the
+  start of its timeline instead.
+* ``invite`` / ``knock``: rooms with a pending invite or knock (new ones only,
+  in an incremental sync), with stripped state.
+* ``leave``: rooms the user left or was kicked or banned from within the
+  window, with the timeline up to the leave; in an initial sync only when the
+  filter's ``include_leave`` asks for them.
+
+Long-polling: when an incremental sync finds nothing to send, it waits on the
+:class:`~mxref.notifier.Notifier` until a notification that concerns the
+user or one of their joined rooms reports a position past ``upto`` on one of
+the streams sync reads (room events, account data, receipts), then builds
+the response again; when ``timeout`` passes it returns the empty response.
+
+Readings taken: timeline events are filtered by history visibility and then
+by the timeline filter; a filtered-out event does not make the timeline
+``limited``. ``unsigned.transaction_id`` cannot be set, because storage has no
+read from an event to the client transaction that sent it.
+
+Spec: Client-Server API, "Syncing" and ``GET /_matrix/client/v3/sync``
+(https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3sync).
+"""
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from mxref.client.account_data.service import ACCOUNT_DATA_STREAM
+from mxref.client.sync.room_sections import RoomSections, receipt_events
+from mxref.client.tokens import StreamToken
+from mxref.rooms.persister import ROOM_EVENTS_STREAM
+
+#: The notifier stream receipts are announced on (with the room ID).
+RECEIPTS_STREAM = "receipts"
+
+_TOKEN_FIELD_OF_STREAM = {
+    ROOM_EVENTS_STREAM: "room_events",
+    ACCOUNT_DATA_STREAM: "account_data",
+    RECEIPTS_STREAM: "receipts",
+}
+
+LEFT_MEMBERSHIPS = ("leave", "ban")
+
+
+def is_past(notification, token) -> bool:
+    """Whether a notification reports a position past ``token`` on a stream sync reads."""
+    field = _TOKEN_FIELD_OF_STREAM.get(notification.stream_name)
+    if field is None or not isinstance(notification.position, int):
+        return False
+    return notification.position > getattr(token, field)
+
+
+def has_updates(response) -> bool:
+    """Whether a built response carries anything for the client (else a long-poll waits)."""
+    rooms = response["rooms"]
+    if any(rooms[section] for section in ("join", "invite", "leave", "knock")):
+        return True
+    return bool(response["account_data"]["events"])
+
+
+class SyncService:
+    """Serves ``/sync`` for local users.
+
+    :param events: an :class:`~mxref.storage.interfaces.IEventStore`.
+    :param rooms: an :class:`~mxref.storage.interfaces.IRoomStore`.
+    :param client_data: an :class:`~mxref.storage.interfaces.IClientDataStore`.
+    :param visibility: an :class:`~mxref.client.visibility.EventVisibility`.
+    :param creator: an :class:`~mxref.rooms.creator.EventCreator` (stripped state of invites).
+    :param filters: a :class:`~mxref.client.filters.service.FilterService`.
+    :param notifier: the :class:`~mxref.notifier.Notifier` to wait on.
+    :param clock: an ``IReactorTime`` (event ages, the long-poll deadline).
+    """
+
+    log = Logger()
+
+    def __init__(self, events, rooms, client_data, visibility, creator, filters, notifier, clock):
+        self._events = events
+        self._rooms = rooms
+        self._client_data = client_data
+        self._filters = filters
+        self._notifier = notifier
+        self._clock = clock
+        self._sections = RoomSections(events, rooms, visibility, creator)
+
+    def _now_ms(self) -> int:
+        return int(self._clock.seconds() * 1000)
+
+    @defer.inlineCallbacks
+    def current_token(self):
+        """The positions every stream has reached.
+
+        :returns: Deferred firing with a :class:`~mxref.client.tokens.StreamToken`.
+        """
+        room_events = yield self._events.get_max_stream_ordering()
+        account_data = yield self._client_data.get_account_data_position()
+        receipts = yield self._client_data.get_receipts_position()
+        return StreamToken(room_events, account_data, receipts)
+
+    @defer.inlineCallbacks
+    def sync(self, requester, since=None, filter_param=None, full_state=False, timeout_ms=0,
+             use_state_after=False):
+        """Answer one ``/sync`` request.
+
+        :param requester: the authenticated :class:`~mxref.auth.tokens.Requester`.
+        :param since: the ``since`` token string, or ``None`` for an initial sync.
+        :param filter_param: the ``filter`` query parameter (ID or inline JSON), or ``None``.
+        :param full_state: send the full state of every joined room (and do not wait).
+        :param timeout_ms: how long to wait for news in an incremental sync.
+        :param use_state_after: send ``state_after`` (state up to the end of the
+            timeline) instead of ``state``.
+        :returns: Deferred firing with the response body.
+        :raises MatrixError: 400 ``M_INVALID_PARAM`` for a malformed ``since``
+            token or a bad or unknown filter.
+        """
+        since_token = StreamToken.parse(since) if since is not None else None
+        sync_filter = yield self._filters.resolve(requester.user_id, filter_param)
+        deadline_ms = self._now_ms() + max(0, timeout_ms)
+        while True:
+            upto = yield self.current_token()
+            response, room_ids = yield self._build(
+                requester.user_id, since_token, upto, sync_filter, full_state, use_state_after
+            )
+            if since_token is None or full_state or has_updates(response):
+                return response
+            remaining = deadline_ms - self._now_ms()
+            if remaining <= 0:
+                return response
+            notification = yield self._notifier.wait_for(
+                requester.user_id, room_ids, lambda n, upto=upto: is_past(n, upto), remaining
+            )
+            if notification is None:
+                return response
+
+    @defer.inlineCallbacks
+    def _build(self, user_id, since, upto, sync_filter, full_state, use_state_after):
+        """Build the response for the window ``(since, upto]``.
+
+        :returns: Deferred firing with ``(response, joined_room_ids)``.
+        """
+        now_ms = self._now_ms()
+        account_data = yield self._client_data.get_account_data_since(
+            user_id, since.account_data if since is not None else 0
+        )
+        current = yield self._rooms.get_rooms_for_user(user_id, memberships=None)
+        current = {m.room_id: m for m in current}
+        changes = {}
+        if since is not None:
+            changed = yield self._rooms.get_membership_changes(user_id, since.room_events, upto.room_events)
+            changes = {m.room_id: m for m in changed}
+
+        joined, invited, knocked, left = {}, {}, {}, {}
+        if since is None:
+            for room_id, membership in current.items():
+                if membership.membership == "join":
+                    joined[room_id] = True
+                elif membership.membership == "invite":
+                    invited[room_id] = membership
+                elif membership.membership == "knock":
+                    knocked[room_id] = membership
+                elif membership.membership in LEFT_MEMBERSHIPS and sync_filter.include_leave:
+                    left[room_id] = (membership, True)
+        else:
+            for room_id, membership in current.items():
+                if membership.membership == "join" and room_id not in changes:
+                    joined[room_id] = full_state
+            for room_id, membership in changes.items():
+                was_joined = yield self._was_joined(user_id, room_id, since.room_events)
+                if membership.membership == "join":
+                    joined[room_id] = full_state or not was_joined
+                elif membership.membership == "invite":
+                    invited[room_id] = membership
+                elif membership.membership == "knock":
+                    knocked[room_id] = membership
+                elif membership.membership in LEFT_MEMBERSHIPS:
+                    left[room_id] = (membership, not was_joined)
+
+        joined = {r: full for r, full in joined.items() if sync_filter.allows_room(r)}
+        receipts = {}
+        if joined:
+            stored_receipts = yield self._client_data.get_receipts_since(
+                sorted(joined), since.receipts if since is not None else 0, upto.receipts
+            )
+            receipts = receipt_events(stored_receipts, user_id)
+
+        rooms = {"join": {}, "invite": {}, "leave": {}, "knock": {}}
+        since_stream = since.room_events if since is not None else None
+        for room_id in sorted(joined):
+            entry = yield self._joined_room(
+                user_id, room_id, since_stream, upto.room_events, joined[room_id], sync_filter,
+                account_data.room_data.get(room_id, {}), receipts.get(room_id), now_ms, use_state_after,
+            )
+            if entry is not None:
+                rooms["join"][room_id] = entry
+        for section, memberships, key in (("invite", invited, "invite_state"), ("knock", knocked, "knock_state")):
+            for room_id in sorted(memberships):
+                if sync_filter.allows_room(room_id):
+                    stripped = yield self._sections.stripped_state(room_id, memberships[room_id].event_id)
+                    rooms[section][room_id] = {key: {"events": stripped}}
+        for room_id in sorted(left):
+            if sync_filter.allows_room(room_id):
+                membership, full = left[room_id]
+                rooms["leave"][room_id] = yield self._left_room(
+                    user_id, room_id, since_stream, membership, full, sync_filter,
+                    account_data.room_data.get(room_id, {}), now_ms, use_state_after,
+                )
+
+        global_data = [{"type": t, "content": c} for t, c in account_data.global_data.items()]
+        response = {
+            "next_batch": str(upto),
+            "rooms": rooms,
+            "account_data": {"events": sync_filter.account_data.filter_dicts(global_data)},
+            "presence": {"events": []},
+            "to_device": {"events": []},
+            "device_lists": {"changed": [], "left": []},
+            "device_one_time_keys_count": {},
+        }
+        room_ids = [r for r, m in current.items() if m.membership == "join"]
+        return response, room_ids
+
+    @defer.inlineCallbacks
+    def _was_joined(self, user_id, room_id, at_stream):
+        members = yield self._rooms.get_members(room_id, at_stream=at_stream)
+        member = members.get(user_id)
+        return member is not None and member.membership == "join"
+
+    def _room_account_data(self, room_id, data, sync_filter):
+        events = [{"type": t, "content": c} for t, c in data.items()]
+        if not sync_filter.room_account_data.allows_room(room_id):
+            return []
+        return sync_filter.room_account_data.filter_dicts(events)
+
+    @defer.inlineCallbacks
+    def _state_section(self, user_id, room_id, since_stream, timeline, end_stream, full, sync_filter,
+                       now_ms, use_state_after):
+        """``{"state": ...}`` or ``{"state_after": ...}`` for a room entry."""
+        if use_state_after:
+            ids = yield self._sections.state_ids(room_id, since_stream, end_stream, full)
+            name = "state_after"
+        else:
+            ids = yield self._sections.state_ids(room_id, since_stream, timeline.start, full)
+            name = "state"
+        stored = yield self._sections.state_events(
+            user_id, room_id, ids, timeline, sync_filter, full, exclude_timeline=not use_state_after
+        )
+        events = yield self._sections.serialise(stored, room_id, sync_filter, now_ms)
+        return {name: {"events": events}}
+
+    @defer.inlineCallbacks
+    def _joined_room(self, user_id, room_id, since_stream, upto_stream, full, sync_filter, room_data,
+                     receipt_event, now_ms, use_state_after):
+        """One ``rooms.join`` entry, or ``None`` when an incremental sync has nothing for it."""
+        timeline = yield self._sections.timeline(user_id, room_id, since_stream, upto_stream, sync_filter)
+        entry = yield self._state_section(
+            user_id, room_id, since_stream, timeline, upto_stream, full, sync_filter, now_ms, use_state_after
+        )
+        ephemeral = []
+        if receipt_event is not None and sync_filter.room_ephemeral.allows_room(room_id):
+            ephemeral = sync_filter.room_ephemeral.filter_dicts([receipt_event])
+        account_data = self._room_account_data(room_id, room_data, sync_filter)
+        state_events = next(iter(entry.values()))["events"]
+        if not (full or timeline.events or state_events or ephemeral or account_data):
+            return None
+        timeline_events = yield self._sections.serialise(
+            timeline.events, room_id, sync_filter, now_ms, with_prev_content=True
+        )
+        entry["timeline"] = {
+            "events": timeline_events,
+            "limited": timeline.limited,
+            "prev_batch": timeline.prev_batch,
+        }
+        entry["ephemeral"] = {"events": ephemeral}
+        entry["account_data"] = {"events": account_data}
+        entry["summary"] = yield self._sections.summary(user_id, room_id)
+        entry["unread_notifications"] = {"highlight_count": 0, "notification_count": 0}
+        return entry
+
+    @defer.inlineCallbacks
+    def _left_room(self, user_id, room_id, since_stream, membership, full, sync_filter, room_data, now_ms,
+                   use_state_after):
+        """One ``rooms.leave`` entry: the timeline up to the leave and the state before it.
+
+        A user who was not joined just before leaving (a rejected invite, a
+        withdrawn knock, a ban of an invitee) never saw the room's state, so
+        none is sent; their own membership events still reach the timeline.
+        """
+        leave_stream = membership.stream_ordering
+        timeline = yield self._sections.timeline(user_id, room_id, since_stream, leave_stream, sync_filter)
+        was_member = yield self._was_joined(user_id, room_id, leave_stream - 1)
+        if was_member:
+            entry = yield self._state_section(
+                user_id, room_id, since_stream, timeline, leave_stream, full, sync_filter, now_ms, use_state_after
+            )
+        else:
+            entry = {"state_after" if use_state_after else "state": {"events": []}}
+        timeline_events = yield self._sections.serialise(
+            timeline.events, room_id, sync_filter, now_ms, with_prev_content=True
+        )
+        entry["timeline"] = {
+            "events": timeline_events,
+            "limited": timeline.limited,
+            "prev_batch": timeline.prev_batch,
+        }
+        entry["account_data"] = {"events": self._room_account_data(room_id, room_data, sync_filter)}
+        return entry
