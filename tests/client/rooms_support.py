@@ -106,11 +106,11 @@ class RoomApiTestCase(unittest.TestCase):
     async def create_room(self, user, **body):
         """Create a room through the API; returns its ID.
 
-        The clock moves on by a millisecond afterwards: two identical room version 12 create
-        events sent in the same millisecond would hash to the same room ID.
+        The clock moves on by 10 ms afterwards: two identical room version 12 create events
+        sent in the same millisecond would hash to the same room ID.
         """
         created = await self.ok("POST", "/createRoom", body, user)
-        self.harness.clock.advance(0.001)
+        self.harness.clock.advance(0.01)
         return created["room_id"]
 
     async def send_text(self, user, room_id, text, txn_id=None):
