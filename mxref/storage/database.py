@@ -214,6 +214,16 @@ class Database:
         """
         return self._pool.runWithConnection(self._run, description, func, args, kwargs)
 
+    def run_blocking(self, connection, description, func, *args, **kwargs):
+        """Run ``func(txn, *args, **kwargs)`` in one transaction on ``connection``, in the
+        calling thread, and commit. For start-up work before the reactor runs (the schema).
+
+        :returns: ``func``'s result (not a Deferred).
+        """
+        result = self._run(connection, description, func, args, kwargs)
+        connection.commit()
+        return result
+
     def _run(self, connection, description, func, args, kwargs):
         attempt = 1
         while True:

@@ -1,0 +1,1 @@
+"""Federation transport: inbound HTTP resources and the outbound HTTP client."""

@@ -1,0 +1,249 @@
+"""The composition root: the one place where mxref's parts are built and connected.
+
+Every part receives what it uses through its constructor (storage interfaces, services, a
+clock, our signing key, configuration values); nothing looks anything up globally. Read this
+file to see how a request travels: resource -> service -> storage, and how a persisted event
+reaches sync (the notifier).
+"""
+
+import secrets
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from mxref.auth.passwords import PasswordHasher
+from mxref.auth.tokens import RequestAuthenticator
+from mxref.client.account.resource import (
+    AccountSecurityResource,
+    DeviceResource,
+    LoginResource,
+    RegistrationResource,
+    SharedSecretRegistrationResource,
+)
+from mxref.client.account.service import (
+    AccountRegistrar,
+    AccountSecurity,
+    CredentialChecker,
+    DeviceService,
+    InteractiveAuthenticator,
+    LoginService,
+)
+from mxref.client.meta.resource import MetaResource
+from mxref.client.visibility import EventVisibility
+from mxref.crypto.keys import load_signing_key, old_verify_keys
+from mxref.federation.transport.keys import ServerKeysResource
+from mxref.http.resource import JsonResource
+from mxref.notifier import Notifier
+from mxref.ratelimit import RateLimiter
+from mxref.rooms.creator import EventCreator
+from mxref.rooms.interfaces import NoRemoteRooms
+from mxref.rooms.membership import MembershipUpdater
+from mxref.rooms.persister import EventPersister
+from mxref.rooms.room_creation import RoomCreator
+from mxref.rooms.state import RoomStateReader
+from mxref.storage.database import Database, apply_schema_txn, make_database, make_engine, schema_files
+from mxref.storage.sql.store import make_store
+
+
+def storage_config(database_config):
+    """The Synapse-shaped ``{"name", "args"}`` dict the storage layer opens, from the parsed
+    :class:`~mxref.config.database.DatabaseConfig`."""
+    args = dict(database_config.connect_args)
+    if database_config.name == "psycopg2":
+        args.update(cp_min=database_config.cp_min, cp_max=database_config.cp_max)
+    return {"name": database_config.name, "args": args}
+
+
+def open_database_blocking(database_config, reactor):
+    """Open the database and bring its schema up to date before the reactor runs.
+
+    The schema is applied on a connection of its own, synchronously, so that nothing is served
+    before the tables exist; the returned database's pool starts with the reactor.
+
+    :param database_config: a ``{"name", "args"}`` dict (see :func:`storage_config`).
+    :returns: a :class:`~mxref.storage.database.Database` (not a Deferred).
+    """
+    engine = make_engine(database_config)
+    setup_pool = engine.make_pool(reactor)
+    connection = setup_pool.connect()
+    try:
+        Database(engine, setup_pool).run_blocking(
+            connection, "prepare_database", apply_schema_txn, schema_files(engine), int(reactor.seconds() * 1000)
+        )
+    finally:
+        setup_pool.disconnect(connection)
+    return Database(engine, engine.make_pool(reactor))
+
+
+def _limiter(clock, setting):
+    return RateLimiter(clock, setting.per_second, setting.burst_count)
+
+
+class HomeServer:
+    """One homeserver: its services and the HTTP resources the listeners serve.
+
+    :param config: the :class:`~mxref.config.HomeServerConfig`.
+    :param reactor: the reactor (clock, threads, network).
+    :param store: the :class:`~mxref.storage.sql.store.SqlStore` (or any object with the same
+        interface attributes).
+    :param signing_key: our event and request signing key.
+    :param password_hasher: a :class:`~mxref.auth.passwords.PasswordHasher`; a bcrypt one on the
+        reactor's thread pool by default.
+    :param rng: randomness for IDs and tokens (``secrets.SystemRandom()`` by default).
+    :param remote_rooms: the :class:`~mxref.rooms.interfaces.IRemoteRooms` implementation.
+
+    :ivar resources: ``{name: {URL prefix: IResource}}`` for :mod:`mxref.listeners`.
+    :ivar services: services to start before the listeners.
+    """
+
+    log = Logger()
+
+    def __init__(self, config, reactor, store, signing_key, password_hasher=None, rng=None, remote_rooms=None):
+        self.config = config
+        self.reactor = reactor
+        self.store = store
+        self.signing_key = signing_key
+        self.server_name = config.server.server_name
+        rng = rng or secrets.SystemRandom()
+        limits = config.ratelimiting
+        self.password_hasher = password_hasher or PasswordHasher(reactor, reactor.getThreadPool())
+
+        # Room services.
+        self.notifier = Notifier(reactor)
+        self.state_reader = RoomStateReader(store.events, store.state)
+        self.persister = EventPersister(store.events, self.state_reader, self.notifier)
+        self.event_creator = EventCreator(
+            store.events, store.rooms, self.state_reader, self.persister, self.server_name, signing_key, reactor
+        )
+        self.remote_rooms = remote_rooms or NoRemoteRooms()
+        self.membership = MembershipUpdater(
+            store.events, store.rooms, store.accounts, self.event_creator, self.remote_rooms, self.server_name
+        )
+        self.room_creator = RoomCreator(
+            self.event_creator,
+            self.membership,
+            store.rooms,
+            store.accounts,
+            self.server_name,
+            default_room_version=config.server.default_room_version,
+        )
+        self.visibility = EventVisibility(store.events, store.state, store.rooms)
+
+        # Accounts.
+        self.credentials = CredentialChecker(store.accounts, self.password_hasher, self.server_name)
+        failed_logins = _limiter(reactor, limits.rc_login_failed_attempts)
+        self.interactive_auth = InteractiveAuthenticator(
+            self.credentials, reactor, rng, failed_attempts_limiter=failed_logins
+        )
+        self.login = LoginService(
+            store.accounts,
+            self.credentials,
+            reactor,
+            rng,
+            address_limiter=_limiter(reactor, limits.rc_login_address),
+            account_limiter=_limiter(reactor, limits.rc_login_account),
+            failed_attempts_limiter=failed_logins,
+        )
+        self.registrar = AccountRegistrar(
+            store.accounts,
+            self.password_hasher,
+            self.login,
+            self.interactive_auth,
+            reactor,
+            rng,
+            self.server_name,
+            config.registration,
+            registration_limiter=_limiter(reactor, limits.rc_registration),
+        )
+        self.devices = DeviceService(store.accounts, self.interactive_auth)
+        self.account_security = AccountSecurity(
+            store.accounts,
+            self.password_hasher,
+            self.interactive_auth,
+            deactivation_listeners=[self._leave_all_rooms],
+        )
+        self.authenticator = RequestAuthenticator(self.login.get_token_owner, reactor)
+        self.message_limiter = _limiter(reactor, limits.rc_message)
+
+        self.client_resource = JsonResource()
+        for endpoints in self._client_endpoints():
+            endpoints.register_routes(self.client_resource)
+
+        self.federation_resource = JsonResource()
+        for endpoints in self._federation_endpoints():
+            endpoints.register_routes(self.federation_resource)
+
+        self.resources = {
+            "client": {
+                "/_matrix/client": self.client_resource,
+                "/_synapse/admin": self.client_resource,
+                "/.well-known/matrix/client": self.client_resource,
+            },
+            "federation": {
+                "/_matrix/federation": self.federation_resource,
+                "/_matrix/key": self.federation_resource,
+            },
+            "keys": {"/_matrix/key": self.federation_resource},
+        }
+        self.services = []
+
+    def _client_endpoints(self):
+        """Every Client-Server API endpoint class, wired to its services."""
+        return [
+            LoginResource(self.login, self.authenticator),
+            RegistrationResource(self.registrar),
+            DeviceResource(self.devices, self.authenticator),
+            AccountSecurityResource(self.account_security, self.authenticator),
+            SharedSecretRegistrationResource(self.registrar),
+            MetaResource(
+                self.authenticator,
+                public_baseurl=self.config.server.public_baseurl,
+                default_room_version=self.config.server.default_room_version,
+            ),
+        ]
+
+    def _federation_endpoints(self):
+        """Every Server-Server API endpoint class."""
+        return [
+            ServerKeysResource(
+                self.server_name,
+                self.signing_key,
+                old_verify_keys(self.config.keys),
+                self.reactor,
+                self.config.keys.key_refresh_interval_ms,
+            ),
+        ]
+
+    @defer.inlineCallbacks
+    def _leave_all_rooms(self, user_id, erase):
+        """On deactivation, the user leaves every room they are joined to or invited to."""
+        memberships = yield self.store.rooms.get_rooms_for_user(user_id, memberships=("join", "invite", "knock"))
+        for membership in memberships:
+            try:
+                yield self.membership.leave(user_id, membership.room_id)
+            except Exception:
+                self.log.failure("could not leave {room_id} for {user_id}", room_id=membership.room_id, user_id=user_id)
+
+
+def build_homeserver(config, reactor):
+    """Build the homeserver for ``twistd``: open the database (bringing its schema up to date
+    before anything is served), load the signing key, compose everything.
+
+    :returns: a :class:`HomeServer` (not a Deferred).
+    """
+    database = open_database_blocking(storage_config(config.database), reactor)
+    store = make_store(database)
+    return HomeServer(config, reactor, store, load_signing_key(config.keys.signing_key_path))
+
+
+@defer.inlineCallbacks
+def make_homeserver(config, reactor, **kwargs):
+    """Build a homeserver once the reactor runs (tests): like :func:`build_homeserver`, but the
+    database is opened asynchronously.
+
+    :param kwargs: passed to :class:`HomeServer`.
+    :returns: Deferred firing with ``(homeserver, database)``; close the database when done.
+    """
+    database = yield make_database(storage_config(config.database), reactor)
+    store = make_store(database)
+    return HomeServer(config, reactor, store, load_signing_key(config.keys.signing_key_path), **kwargs), database
