@@ -433,6 +433,43 @@ class IncrementalSyncTests(SyncFixture, unittest.TestCase):
         self.assertEqual(timeline_bodies(body["rooms"]["join"][room_id]), ["after bob"])
 
 
+    @deferred_test
+    async def test_ignored_users(self):
+        """Messages and invites from ignored users are not sent; their state events are."""
+        room_id = await self.room(self.alice, preset="public_chat")
+        await self.membership.join(self.bob.user_id, room_id)
+        await self.harness.request(
+            "PUT", f"/_matrix/client/v3/user/{self.alice.user_id}/account_data/m.ignored_user_list",
+            {"ignored_users": {self.bob.user_id: {}, self.carol.user_id: {}}}, token=self.alice.access_token)
+        first = await self.sync(self.alice)
+        await self.message(self.bob, room_id, "ignored")
+        await self.creator.send_event(room_id, self.bob.user_id, "m.room.member",
+                                      {"membership": "join", "displayname": "Bobby"}, state_key=self.bob.user_id)
+        await self.message(self.alice, room_id, "mine")
+        carols_room = await self.room(self.carol, preset="private_chat")
+        await self.membership.invite(self.carol.user_id, carols_room, self.alice.user_id)
+        body = await self.sync(self.alice, since=first["next_batch"])
+        entry = body["rooms"]["join"][room_id]
+        self.assertEqual(types_of(entry["timeline"]["events"]),
+                         [("m.room.member", self.bob.user_id), ("m.room.message", None)])
+        self.assertEqual(timeline_bodies(entry), ["mine"])
+        self.assertEqual(body["rooms"]["invite"], {})
+
+    @deferred_test
+    async def test_federation_event_format(self):
+        """event_format federation serves the events as PDUs, with hashes and signatures."""
+        room_id = await self.room(self.alice)
+        await self.message(self.alice, room_id, "raw")
+        response = await self.harness.request(
+            "GET", "/_matrix/client/v3/sync?" + urlencode({"filter": '{"event_format":"federation"}'}),
+            token=self.alice.access_token)
+        last = response.json()["rooms"]["join"][room_id]["timeline"]["events"][-1]
+        self.assertEqual(last["content"]["body"], "raw")
+        self.assertIn("signatures", last)
+        self.assertIn("hashes", last)
+        self.assertIn("prev_events", last)
+
+
 class SyncErrorTests(SyncFixture, unittest.TestCase):
     """Bad requests to ``/sync``."""
 

@@ -75,9 +75,13 @@ class RoomSections:
         self._creator = creator
 
     @defer.inlineCallbacks
-    def timeline(self, user_id, room_id, from_stream, to_stream, sync_filter):
+    def timeline(self, user_id, room_id, from_stream, to_stream, sync_filter, ignored_users=frozenset()):
         """The newest events of a room in ``(from_stream, to_stream]`` that the user may see and
         the filter lets through, at most the filter's timeline limit.
+
+        Message events of ignored users are left out; their state events are
+        kept (Client-Server API, "Ignoring Users": "Servers must still send
+        state events sent by ignored users to clients").
 
         :param from_stream: the ``since`` position, or ``None`` for the room's whole history.
         :param to_stream: the last position to include.
@@ -103,7 +107,11 @@ class RoomSections:
                 limited = False
                 break
             visible = yield self._visibility.filter_for_user(user_id, chunk.events)
-            collected = [e for e in visible if sync_filter.room_timeline.matches_stored(e)] + collected
+            wanted = [
+                e for e in visible
+                if sync_filter.room_timeline.matches_stored(e) and (e.is_state or e.sender not in ignored_users)
+            ]
+            collected = wanted + collected
             earliest_read = chunk.events[0].stream_ordering
             limited = chunk.limited
             if not limited or len(collected) >= limit:

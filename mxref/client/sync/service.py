@@ -22,6 +22,9 @@ user or one of their joined rooms reports a position past ``upto`` on one of
 the streams sync reads (room events, account data, receipts), then builds
 the response again; when ``timeout`` passes it returns the empty response.
 
+Message events and invites from users in the ``m.ignored_user_list`` account
+data are not sent ("Ignoring Users"); their state events are.
+
 Readings taken: timeline events are filtered by history visibility and then
 by the timeline filter; a filtered-out event does not make the timeline
 ``limited``. ``unsigned.transaction_id`` cannot be set, because storage has no
@@ -49,6 +52,9 @@ _TOKEN_FIELD_OF_STREAM = {
 }
 
 LEFT_MEMBERSHIPS = ("leave", "ban")
+
+#: The account data type listing the users whose messages and invites the user does not want.
+IGNORED_USER_LIST = "m.ignored_user_list"
 
 
 def is_past(notification, token) -> bool:
@@ -150,6 +156,7 @@ class SyncService:
         account_data = yield self._client_data.get_account_data_since(
             user_id, since.account_data if since is not None else 0
         )
+        ignored_users = yield self._ignored_users(user_id)
         current = yield self._rooms.get_rooms_for_user(user_id, memberships=None)
         current = {m.room_id: m for m in current}
         changes = {}
@@ -197,20 +204,26 @@ class SyncService:
             entry = yield self._joined_room(
                 user_id, room_id, since_stream, upto.room_events, joined[room_id], sync_filter,
                 account_data.room_data.get(room_id, {}), receipts.get(room_id), now_ms, use_state_after,
+                ignored_users,
             )
             if entry is not None:
                 rooms["join"][room_id] = entry
         for section, memberships, key in (("invite", invited, "invite_state"), ("knock", knocked, "knock_state")):
             for room_id in sorted(memberships):
-                if sync_filter.allows_room(room_id):
-                    stripped = yield self._sections.stripped_state(room_id, memberships[room_id].event_id)
-                    rooms[section][room_id] = {key: {"events": stripped}}
+                if not sync_filter.allows_room(room_id):
+                    continue
+                if section == "invite":
+                    invite = yield self._events.get_event(memberships[room_id].event_id, allow_rejected=True)
+                    if invite is not None and invite.sender in ignored_users:
+                        continue
+                stripped = yield self._sections.stripped_state(room_id, memberships[room_id].event_id)
+                rooms[section][room_id] = {key: {"events": stripped}}
         for room_id in sorted(left):
             if sync_filter.allows_room(room_id):
                 membership, full = left[room_id]
                 rooms["leave"][room_id] = yield self._left_room(
                     user_id, room_id, since_stream, membership, full, sync_filter,
-                    account_data.room_data.get(room_id, {}), now_ms, use_state_after,
+                    account_data.room_data.get(room_id, {}), now_ms, use_state_after, ignored_users,
                 )
 
         global_data = [{"type": t, "content": c} for t, c in account_data.global_data.items()]
@@ -225,6 +238,13 @@ class SyncService:
         }
         room_ids = [r for r, m in current.items() if m.membership == "join"]
         return response, room_ids
+
+    @defer.inlineCallbacks
+    def _ignored_users(self, user_id):
+        """The users in the user's ``m.ignored_user_list`` account data (Client-Server API, "Ignoring Users")."""
+        content = yield self._client_data.get_account_data(user_id, None, IGNORED_USER_LIST)
+        ignored = content.get("ignored_users") if isinstance(content, dict) else None
+        return frozenset(ignored) if isinstance(ignored, dict) else frozenset()
 
     @defer.inlineCallbacks
     def _was_joined(self, user_id, room_id, at_stream):
@@ -256,9 +276,11 @@ class SyncService:
 
     @defer.inlineCallbacks
     def _joined_room(self, user_id, room_id, since_stream, upto_stream, full, sync_filter, room_data,
-                     receipt_event, now_ms, use_state_after):
+                     receipt_event, now_ms, use_state_after, ignored_users):
         """One ``rooms.join`` entry, or ``None`` when an incremental sync has nothing for it."""
-        timeline = yield self._sections.timeline(user_id, room_id, since_stream, upto_stream, sync_filter)
+        timeline = yield self._sections.timeline(
+            user_id, room_id, since_stream, upto_stream, sync_filter, ignored_users
+        )
         entry = yield self._state_section(
             user_id, room_id, since_stream, timeline, upto_stream, full, sync_filter, now_ms, use_state_after
         )
@@ -285,7 +307,7 @@ class SyncService:
 
     @defer.inlineCallbacks
     def _left_room(self, user_id, room_id, since_stream, membership, full, sync_filter, room_data, now_ms,
-                   use_state_after):
+                   use_state_after, ignored_users):
         """One ``rooms.leave`` entry: the timeline up to the leave and the state before it.
 
         A user who was not joined just before leaving (a rejected invite, a
@@ -293,7 +315,9 @@ class SyncService:
         none is sent; their own membership events still reach the timeline.
         """
         leave_stream = membership.stream_ordering
-        timeline = yield self._sections.timeline(user_id, room_id, since_stream, leave_stream, sync_filter)
+        timeline = yield self._sections.timeline(
+            user_id, room_id, since_stream, leave_stream, sync_filter, ignored_users
+        )
         was_member = yield self._was_joined(user_id, room_id, leave_stream - 1)
         if was_member:
             entry = yield self._state_section(
