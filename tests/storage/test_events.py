@@ -134,6 +134,16 @@ class EventStoreConformanceMixin:
         self.assertEqual(found, {})
 
     @defer.inlineCallbacks
+    def test_returned_pdus_are_copies(self):
+        """Changing a PDU returned by get_event does not change what later reads return."""
+        event = self.events.make("m.room.message", content={"body": "original"})
+        yield self.persist(event)
+        for _ in range(2):
+            stored = yield self.store.events.get_event(event.event_id)
+            self.assertEqual(stored.pdu["content"], {"body": "original"})
+            stored.pdu["content"]["body"] = "changed"
+
+    @defer.inlineCallbacks
     def test_get_events_returns_found_ones(self):
         """get_events maps the IDs found to their events and leaves out unknown IDs."""
         create, join, message = yield self.make_room()

@@ -11,7 +11,11 @@ Spec: Client-Server API "Syncing" and "Pagination" (``/sync``, ``/messages``);
 Server-Server API "Backfilling and retrieving missing events", "Auth chain".
 """
 
+import collections
+import copy
 import heapq
+
+import attr
 
 from twisted.internet import defer
 from zope.interface import implementer
@@ -229,11 +233,14 @@ class SqlEventStore:
     :param database: a :class:`~mxref.storage.database.Database`.
     :param state_store: the :class:`~mxref.storage.sql.state.SqlStateStore`
         whose cache serves ``get_state_ids_at_event`` (one is made if omitted).
+    :param cache_size: how many non-outlier events to keep in memory.
     """
 
-    def __init__(self, database, state_store=None):
+    def __init__(self, database, state_store=None, cache_size=20000):
         self._db = database
         self._state_store = state_store if state_store is not None else SqlStateStore(database)
+        self._cache_size = cache_size
+        self._cache = collections.OrderedDict()
 
     def persist_events(self, batch):
         """See :meth:`IEventStore.persist_events`."""
@@ -246,17 +253,55 @@ class SqlEventStore:
         return d
 
     def get_events(self, event_ids, allow_rejected=False):
-        """See :meth:`IEventStore.get_events`."""
-        return self._db.run_interaction("get_events", load_events_txn, list(event_ids), allow_rejected)
+        """See :meth:`IEventStore.get_events`.
+
+        Non-outlier events never change once stored, so they are served from
+        an in-memory cache (callers get their own copy of each PDU).
+        """
+        event_ids = list(dict.fromkeys(event_ids))
+        found = {}
+        missing = []
+        for event_id in event_ids:
+            cached = self._cache.get(event_id)
+            if cached is None:
+                missing.append(event_id)
+            else:
+                self._cache.move_to_end(event_id)
+                if allow_rejected or cached.rejected_reason is None:
+                    found[event_id] = attr.evolve(cached, pdu=copy.deepcopy(cached.pdu))
+        if not missing:
+            return defer.succeed(found)
+
+        def loaded(events):
+            for event_id, event in events.items():
+                if not event.outlier:
+                    self._remember(attr.evolve(event, pdu=copy.deepcopy(event.pdu)))
+                if allow_rejected or event.rejected_reason is None:
+                    found[event_id] = event
+            return found
+
+        d = self._db.run_interaction("get_events", load_events_txn, missing, True)
+        d.addCallback(loaded)
+        return d
+
+    def _remember(self, event):
+        self._cache[event.event_id] = event
+        self._cache.move_to_end(event.event_id)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
 
     def have_events(self, event_ids):
         """See :meth:`IEventStore.have_events`."""
+        event_ids = list(dict.fromkeys(event_ids))
+        held = {event_id for event_id in event_ids if event_id in self._cache}
+        missing = [event_id for event_id in event_ids if event_id not in held]
 
         def txn_func(txn):
-            rows = txn.select_in("SELECT event_id FROM events WHERE {in_list}", "event_id", event_ids)
-            return {row[0] for row in rows}
+            rows = txn.select_in("SELECT event_id FROM events WHERE {in_list}", "event_id", missing)
+            return held | {row[0] for row in rows}
 
-        event_ids = list(dict.fromkeys(event_ids))
+        if not missing:
+            return defer.succeed(held)
         return self._db.run_interaction("have_events", txn_func)
 
     def get_forward_extremities(self, room_id):
