@@ -1,0 +1,1 @@
+"""User profiles in the Client-Server API: display names and avatars."""
