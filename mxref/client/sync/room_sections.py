@@ -136,7 +136,7 @@ class RoomSections:
         return Timeline(collected, limited, start, prev_batch)
 
     @defer.inlineCallbacks
-    def state_ids(self, room_id, since_stream, at_stream, full):
+    def state_ids(self, room_id, since_stream, at_stream, full, room_deltas=()):
         """The state to send, as a state map.
 
         :param since_stream: the ``since`` position (ignored when ``full``).
@@ -144,15 +144,23 @@ class RoomSections:
             the timeline, or its end for ``state_after``).
         :param full: send all the state at ``at_stream``, else only the
             entries that differ from the state at ``since_stream``.
+        :param room_deltas: for a partial state, the room's current-state
+            deltas after ``since_stream`` (``IEventStore.get_current_state_deltas``
+            rows, in stream order); only their keys can differ.
         :returns: Deferred firing with ``{(type, state_key): event_id}``.
         """
-        after = yield self._events.get_current_state_ids(room_id, at_stream=at_stream)
         if full:
-            return after
-        if since_stream is None or at_stream <= since_stream:
+            state = yield self._events.get_current_state_ids(room_id, at_stream=at_stream)
+            return state
+        changed = {}
+        for stream, _room_id, event_type, state_key, event_id in room_deltas:
+            if since_stream < stream <= at_stream:
+                changed[(event_type, state_key)] = event_id
+        if not changed:
             return {}
-        before = yield self._events.get_current_state_ids(room_id, at_stream=since_stream)
-        return {key: event_id for key, event_id in after.items() if before.get(key) != event_id}
+        before = yield self._events.get_current_state_ids(room_id, types=list(changed), at_stream=since_stream)
+        return {key: event_id for key, event_id in changed.items()
+                if event_id is not None and before.get(key) != event_id}
 
     @defer.inlineCallbacks
     def state_events(self, user_id, room_id, state_ids, timeline, sync_filter, full, exclude_timeline=True):

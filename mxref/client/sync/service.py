@@ -191,6 +191,11 @@ class SyncService:
                     left[room_id] = (membership, not was_joined)
 
         joined = {r: full for r, full in joined.items() if sync_filter.allows_room(r)}
+        deltas = {}
+        if since is not None:
+            rows = yield self._events.get_current_state_deltas(since.room_events, upto.room_events)
+            for row in rows:
+                deltas.setdefault(row[1], []).append(tuple(row))
         receipts = {}
         if joined:
             stored_receipts = yield self._client_data.get_receipts_since(
@@ -204,7 +209,7 @@ class SyncService:
             entry = yield self._joined_room(
                 user_id, room_id, since_stream, upto.room_events, joined[room_id], sync_filter,
                 account_data.room_data.get(room_id, {}), receipts.get(room_id), now_ms, use_state_after,
-                ignored_users,
+                ignored_users, deltas.get(room_id, ()),
             )
             if entry is not None:
                 rooms["join"][room_id] = entry
@@ -224,6 +229,7 @@ class SyncService:
                 rooms["leave"][room_id] = yield self._left_room(
                     user_id, room_id, since_stream, membership, full, sync_filter,
                     account_data.room_data.get(room_id, {}), now_ms, use_state_after, ignored_users,
+                    deltas.get(room_id, ()),
                 )
 
         global_data = [{"type": t, "content": c} for t, c in account_data.global_data.items()]
@@ -260,13 +266,13 @@ class SyncService:
 
     @defer.inlineCallbacks
     def _state_section(self, user_id, room_id, since_stream, timeline, end_stream, full, sync_filter,
-                       now_ms, use_state_after):
+                       now_ms, use_state_after, room_deltas):
         """``{"state": ...}`` or ``{"state_after": ...}`` for a room entry."""
         if use_state_after:
-            ids = yield self._sections.state_ids(room_id, since_stream, end_stream, full)
+            ids = yield self._sections.state_ids(room_id, since_stream, end_stream, full, room_deltas)
             name = "state_after"
         else:
-            ids = yield self._sections.state_ids(room_id, since_stream, timeline.start, full)
+            ids = yield self._sections.state_ids(room_id, since_stream, timeline.start, full, room_deltas)
             name = "state"
         stored = yield self._sections.state_events(
             user_id, room_id, ids, timeline, sync_filter, full, exclude_timeline=not use_state_after
@@ -276,13 +282,14 @@ class SyncService:
 
     @defer.inlineCallbacks
     def _joined_room(self, user_id, room_id, since_stream, upto_stream, full, sync_filter, room_data,
-                     receipt_event, now_ms, use_state_after, ignored_users):
+                     receipt_event, now_ms, use_state_after, ignored_users, room_deltas):
         """One ``rooms.join`` entry, or ``None`` when an incremental sync has nothing for it."""
         timeline = yield self._sections.timeline(
             user_id, room_id, since_stream, upto_stream, sync_filter, ignored_users
         )
         entry = yield self._state_section(
-            user_id, room_id, since_stream, timeline, upto_stream, full, sync_filter, now_ms, use_state_after
+            user_id, room_id, since_stream, timeline, upto_stream, full, sync_filter, now_ms, use_state_after,
+            room_deltas,
         )
         ephemeral = []
         if receipt_event is not None and sync_filter.room_ephemeral.allows_room(room_id):
@@ -307,7 +314,7 @@ class SyncService:
 
     @defer.inlineCallbacks
     def _left_room(self, user_id, room_id, since_stream, membership, full, sync_filter, room_data, now_ms,
-                   use_state_after, ignored_users):
+                   use_state_after, ignored_users, room_deltas):
         """One ``rooms.leave`` entry: the timeline up to the leave and the state before it.
 
         A user who was not joined just before leaving (a rejected invite, a
@@ -321,7 +328,8 @@ class SyncService:
         was_member = yield self._was_joined(user_id, room_id, leave_stream - 1)
         if was_member:
             entry = yield self._state_section(
-                user_id, room_id, since_stream, timeline, leave_stream, full, sync_filter, now_ms, use_state_after
+                user_id, room_id, since_stream, timeline, leave_stream, full, sync_filter, now_ms,
+                use_state_after, room_deltas,
             )
         else:
             entry = {"state_after" if use_state_after else "state": {"events": []}}
