@@ -27,6 +27,8 @@ start_postgres() {
     fi
     PG_RUN=("${as_pg[@]}")
     "${as_pg[@]}" "$bindir/initdb" -D "$PG_DIR/data" -A trust -U postgres -E UTF8 --locale=C >/dev/null || return 1
+    # fsync=off only speeds up this throwaway cluster: the durability tests kill the
+    # writing client, not the server, so what they check is commit-before-acknowledge.
     "${as_pg[@]}" "$bindir/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
         -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null || return 1
     PG_BINDIR=$bindir
