@@ -225,6 +225,46 @@ class InitialSyncTests(SyncFixture, unittest.TestCase):
         self.assertEqual(names[1]["unsigned"]["prev_content"], {"name": "One"})
 
 
+    @deferred_test
+    async def test_summary_heroes(self):
+        """A room without a name lists other members as heroes (never the user); a named room needs none."""
+        unnamed = await self.room(self.alice, preset="public_chat")
+        named = await self.room(self.alice, preset="public_chat", name="Named")
+        for room_id in (unnamed, named):
+            await self.membership.join(self.bob.user_id, room_id)
+        await self.membership.invite(self.alice.user_id, unnamed, self.carol.user_id)
+        body = await self.sync(self.alice)
+        summary = body["rooms"]["join"][unnamed]["summary"]
+        self.assertEqual(summary, {"m.heroes": [self.bob.user_id, self.carol.user_id],
+                                   "m.joined_member_count": 2, "m.invited_member_count": 1})
+        self.assertNotIn("m.heroes", body["rooms"]["join"][named]["summary"])
+
+    @deferred_test
+    async def test_zero_timeline_limit(self):
+        """A timeline limit of 0 sends no timeline events, marks the timeline limited and sends the state."""
+        room_id = await self.room(self.alice, name="Quiet")
+        body = await self.sync(self.alice, filter='{"room":{"timeline":{"limit":0}}}')
+        entry = body["rooms"]["join"][room_id]
+        self.assertEqual(entry["timeline"]["events"], [])
+        self.assertTrue(entry["timeline"]["limited"])
+        self.assertIn(("m.room.name", ""), types_of(entry["state"]["events"]))
+
+    @deferred_test
+    async def test_knock(self):
+        """A knock appears in rooms.knock with stripped state ending with the knock."""
+        room_id = await self.room(self.alice, preset="private_chat", initial_state=[
+            {"type": "m.room.join_rules", "content": {"join_rule": "knock"}}])
+        first = await self.sync(self.bob)
+        await self.creator.send_event(room_id, self.bob.user_id, "m.room.member", {"membership": "knock"},
+                                      state_key=self.bob.user_id)
+        body = await self.sync(self.bob, since=first["next_batch"])
+        stripped = body["rooms"]["knock"][room_id]["knock_state"]["events"]
+        self.assertIn(("m.room.create", ""), types_of(stripped))
+        self.assertEqual((stripped[-1]["sender"], stripped[-1]["content"]["membership"]),
+                         (self.bob.user_id, "knock"))
+        self.assertEqual(body["rooms"]["join"], {})
+
+
 class IncrementalSyncTests(SyncFixture, unittest.TestCase):
     """Syncs with ``since``."""
 
