@@ -1,0 +1,1 @@
+"""Ephemeral room activity from clients: typing notifications, receipts and read markers."""
