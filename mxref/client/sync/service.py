@@ -34,6 +34,7 @@ Spec: Client-Server API, "Syncing" and ``GET /_matrix/client/v3/sync``
 (https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3sync).
 """
 
+import attr
 from twisted.internet import defer
 from twisted.logger import Logger
 
@@ -71,6 +72,42 @@ def has_updates(response) -> bool:
     if any(rooms[section] for section in ("join", "invite", "leave", "knock")):
         return True
     return bool(response["account_data"]["events"])
+
+
+@attr.s(slots=True)
+class RoomSelection:
+    """The user's rooms sorted into ``/sync`` sections.
+
+    :ivar joined: ``{room_id: full}``, ``full`` saying whether to send the
+        room's whole state rather than the changes since ``since``.
+    :ivar invited: ``{room_id: UserMembership}``.
+    :ivar knocked: ``{room_id: UserMembership}``.
+    :ivar left: ``{room_id: (UserMembership, full)}``.
+    :ivar joined_now: the rooms the user is joined to now (what a long-poll listens to).
+    """
+
+    joined_now = attr.ib(factory=list)
+    joined = attr.ib(factory=dict)
+    invited = attr.ib(factory=dict)
+    knocked = attr.ib(factory=dict)
+    left = attr.ib(factory=dict)
+
+    def add(self, room_id, membership, full, include_leave) -> None:
+        """File a room under the section its membership (a ``UserMembership``) calls for."""
+        if membership.membership == "join":
+            self.joined[room_id] = full
+        elif membership.membership == "invite":
+            self.invited[room_id] = membership
+        elif membership.membership == "knock":
+            self.knocked[room_id] = membership
+        elif membership.membership in LEFT_MEMBERSHIPS and include_leave:
+            self.left[room_id] = (membership, full)
+
+    def keep_rooms(self, allows_room) -> None:
+        """Drop the rooms for which ``allows_room(room_id)`` is false (the RoomFilter's rooms/not_rooms)."""
+        for section in (self.joined, self.invited, self.knocked, self.left):
+            for room_id in [r for r in section if not allows_room(r)]:
+                del section[room_id]
 
 
 class SyncService:
@@ -157,80 +194,45 @@ class SyncService:
             user_id, since.account_data if since is not None else 0
         )
         ignored_users = yield self._ignored_users(user_id)
-        current = yield self._rooms.get_rooms_for_user(user_id, memberships=None)
-        current = {m.room_id: m for m in current}
-        changes = {}
-        if since is not None:
-            changed = yield self._rooms.get_membership_changes(user_id, since.room_events, upto.room_events)
-            changes = {m.room_id: m for m in changed}
-
-        joined, invited, knocked, left = {}, {}, {}, {}
-        if since is None:
-            for room_id, membership in current.items():
-                if membership.membership == "join":
-                    joined[room_id] = True
-                elif membership.membership == "invite":
-                    invited[room_id] = membership
-                elif membership.membership == "knock":
-                    knocked[room_id] = membership
-                elif membership.membership in LEFT_MEMBERSHIPS and sync_filter.include_leave:
-                    left[room_id] = (membership, True)
-        else:
-            for room_id, membership in current.items():
-                if membership.membership == "join" and room_id not in changes:
-                    joined[room_id] = full_state
-            for room_id, membership in changes.items():
-                was_joined = yield self._was_joined(user_id, room_id, since.room_events)
-                if membership.membership == "join":
-                    joined[room_id] = full_state or not was_joined
-                elif membership.membership == "invite":
-                    invited[room_id] = membership
-                elif membership.membership == "knock":
-                    knocked[room_id] = membership
-                elif membership.membership in LEFT_MEMBERSHIPS:
-                    left[room_id] = (membership, not was_joined)
-
-        joined = {r: full for r, full in joined.items() if sync_filter.allows_room(r)}
+        selection = yield self._select_rooms(user_id, since, upto, sync_filter, full_state)
+        since_stream = since.room_events if since is not None else None
         deltas = {}
         if since is not None:
             rows = yield self._events.get_current_state_deltas(since.room_events, upto.room_events)
             for row in rows:
                 deltas.setdefault(row[1], []).append(tuple(row))
         receipts = {}
-        if joined:
+        if selection.joined:
             stored_receipts = yield self._client_data.get_receipts_since(
-                sorted(joined), since.receipts if since is not None else 0, upto.receipts
+                sorted(selection.joined), since.receipts if since is not None else 0, upto.receipts
             )
             receipts = receipt_events(stored_receipts, user_id)
 
         rooms = {"join": {}, "invite": {}, "leave": {}, "knock": {}}
-        since_stream = since.room_events if since is not None else None
-        for room_id in sorted(joined):
+        for room_id in sorted(selection.joined):
             entry = yield self._joined_room(
-                user_id, room_id, since_stream, upto.room_events, joined[room_id], sync_filter,
+                user_id, room_id, since_stream, upto.room_events, selection.joined[room_id], sync_filter,
                 account_data.room_data.get(room_id, {}), receipts.get(room_id), now_ms, use_state_after,
                 ignored_users, deltas.get(room_id, ()),
             )
             if entry is not None:
                 rooms["join"][room_id] = entry
-        for section, memberships, key in (("invite", invited, "invite_state"), ("knock", knocked, "knock_state")):
-            for room_id in sorted(memberships):
-                if not sync_filter.allows_room(room_id):
-                    continue
-                if section == "invite":
-                    invite = yield self._events.get_event(memberships[room_id].event_id, allow_rejected=True)
-                    if invite is not None and invite.sender in ignored_users:
-                        continue
-                stripped = yield self._sections.stripped_state(room_id, memberships[room_id].event_id)
-                rooms[section][room_id] = {key: {"events": stripped}}
-        for room_id in sorted(left):
-            if sync_filter.allows_room(room_id):
-                membership, full = left[room_id]
-                rooms["leave"][room_id] = yield self._left_room(
-                    user_id, room_id, since_stream, membership, full, sync_filter,
-                    account_data.room_data.get(room_id, {}), now_ms, use_state_after, ignored_users,
-                    deltas.get(room_id, ()),
-                )
+        for room_id in sorted(selection.invited):
+            invite = yield self._events.get_event(selection.invited[room_id].event_id, allow_rejected=True)
+            if invite is not None and invite.sender in ignored_users:
+                continue
+            stripped = yield self._sections.stripped_state(room_id, selection.invited[room_id].event_id)
+            rooms["invite"][room_id] = {"invite_state": {"events": stripped}}
+        for room_id in sorted(selection.knocked):
+            stripped = yield self._sections.stripped_state(room_id, selection.knocked[room_id].event_id)
+            rooms["knock"][room_id] = {"knock_state": {"events": stripped}}
+        for room_id in sorted(selection.left):
+            membership, full = selection.left[room_id]
+            rooms["leave"][room_id] = yield self._left_room(
+                user_id, room_id, since_stream, membership, full, sync_filter,
+                account_data.room_data.get(room_id, {}), now_ms, use_state_after, ignored_users,
+                deltas.get(room_id, ()),
+            )
 
         global_data = [{"type": t, "content": c} for t, c in account_data.global_data.items()]
         response = {
@@ -242,8 +244,32 @@ class SyncService:
             "device_lists": {"changed": [], "left": []},
             "device_one_time_keys_count": {},
         }
-        room_ids = [r for r, m in current.items() if m.membership == "join"]
-        return response, room_ids
+        return response, selection.joined_now
+
+    @defer.inlineCallbacks
+    def _select_rooms(self, user_id, since, upto, sync_filter, full_state):
+        """Sort the user's rooms into the response's sections (see the module docstring).
+
+        :returns: Deferred firing with a :class:`RoomSelection`.
+        """
+        current = yield self._rooms.get_rooms_for_user(user_id, memberships=None)
+        current = {m.room_id: m for m in current}
+        selection = RoomSelection(joined_now=[r for r, m in current.items() if m.membership == "join"])
+        if since is None:
+            for room_id, membership in current.items():
+                selection.add(room_id, membership, full=True, include_leave=sync_filter.include_leave)
+        else:
+            changed = yield self._rooms.get_membership_changes(user_id, since.room_events, upto.room_events)
+            changes = {m.room_id: m for m in changed}
+            for room_id, membership in current.items():
+                if membership.membership == "join" and room_id not in changes:
+                    selection.joined[room_id] = full_state
+            for room_id, membership in changes.items():
+                was_joined = yield self._was_joined(user_id, room_id, since.room_events)
+                full = full_state or not was_joined
+                selection.add(room_id, membership, full=full, include_leave=True)
+        selection.keep_rooms(sync_filter.allows_room)
+        return selection
 
     @defer.inlineCallbacks
     def _ignored_users(self, user_id):
@@ -254,9 +280,13 @@ class SyncService:
 
     @defer.inlineCallbacks
     def _was_joined(self, user_id, room_id, at_stream):
-        members = yield self._rooms.get_members(room_id, at_stream=at_stream)
-        member = members.get(user_id)
-        return member is not None and member.membership == "join"
+        """Whether the user's membership in the room's state at ``at_stream`` was ``join``."""
+        key = ("m.room.member", user_id)
+        ids = yield self._events.get_current_state_ids(room_id, types=[key], at_stream=at_stream)
+        if key not in ids:
+            return False
+        event = yield self._events.get_event(ids[key], allow_rejected=True)
+        return event is not None and event.membership == "join"
 
     def _room_account_data(self, room_id, data, sync_filter):
         events = [{"type": t, "content": c} for t, c in data.items()]
