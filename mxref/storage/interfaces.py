@@ -51,6 +51,9 @@ class IEventStore(Interface):
         :returns: Deferred firing with ``{event_id: stream_ordering}`` for every
             event in the batch that has a stream ordering (newly assigned or
             already held); stream orderings are assigned in batch order.
+            Fails with ``ValueError`` (writing nothing) if an indexed field
+            (event ID, room ID, type, state key, sender, redacts, membership)
+            contains a NUL character; the PDU itself may contain any text.
         """
 
     def get_event(event_id, allow_rejected=False):

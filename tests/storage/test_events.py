@@ -436,6 +436,14 @@ class EventStoreConformanceMixin:
         self.assertEqual(stored.sender, "@ünï:example.org")
 
     @defer.inlineCallbacks
+    def test_nul_in_indexed_field_refused(self):
+        """An event whose state key holds a NUL character is refused whole, on every engine."""
+        fine = self.events.make("m.room.message")
+        bad = self.events.make("m.room.topic", state_key="a\x00b")
+        yield self.assertFailure(self.persist(fine, bad), ValueError)
+        self.assertEqual((yield self.store.events.have_events([fine.event_id])), set())
+
+    @defer.inlineCallbacks
     def test_concurrent_persists_keep_orderings_unique_and_increasing(self):
         """Many persists in flight at once get distinct orderings that increase in batch order."""
         batches = []

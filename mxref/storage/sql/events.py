@@ -109,8 +109,19 @@ def _position_condition(position, before):
     return sql, [position.topological, position.topological, position.stream]
 
 
+def _check_indexable(event):
+    """Refuse NUL characters in indexed text, which PostgreSQL cannot store in TEXT
+    (refused on every engine, so that all backends accept the same events)."""
+    for value in (event.event_id, event.room_id, event.type, event.state_key, event.sender,
+                  event.redacts, event.membership):
+        if value is not None and "\x00" in value:
+            raise ValueError(f"NUL character in an indexed field of event {event.event_id!r}")
+
+
 def _persist_txn(txn, batch):
     events = list({e.event_id: e for e in reversed(batch.events)}.values())[::-1]
+    for event in events:
+        _check_indexable(event)
     if not events and not batch.room_updates:
         return {}
     # Serialise persists before looking at what is already stored, so that two
