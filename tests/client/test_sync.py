@@ -13,7 +13,12 @@ from mxref.client.filters.resource import FilterResource
 from mxref.client.filters.service import FilterService
 from mxref.client.sync.resource import SyncResource
 from mxref.client.sync.service import RECEIPTS_STREAM, SyncService
-from mxref.client.tokens import StreamToken, TopologicalToken, format_room_position, parse_pagination_token
+from mxref.client.tokens import (
+    StreamToken,
+    TopologicalToken,
+    format_room_position,
+    parse_pagination_token,
+)
 from mxref.client.visibility import EventVisibility
 from mxref.errors import MatrixError
 from mxref.events.signing import generate_signing_key
@@ -42,21 +47,43 @@ class SyncFixture:
         self.notifier = Notifier(clock)
         state_reader = RoomStateReader(store.events, store.state)
         persister = EventPersister(store.events, state_reader, self.notifier)
-        self.creator = EventCreator(store.events, store.rooms, state_reader, persister, harness.server_name,
-                                    generate_signing_key("a1"), clock)
-        self.membership = MembershipUpdater(store.events, store.rooms, store.accounts, self.creator,
-                                            NoRemoteRooms(), harness.server_name)
-        self.room_creator = RoomCreator(self.creator, self.membership, store.rooms, store.accounts,
-                                        harness.server_name)
+        self.creator = EventCreator(
+            store.events,
+            store.rooms,
+            state_reader,
+            persister,
+            harness.server_name,
+            generate_signing_key("a1"),
+            clock,
+        )
+        self.membership = MembershipUpdater(
+            store.events,
+            store.rooms,
+            store.accounts,
+            self.creator,
+            NoRemoteRooms(),
+            harness.server_name,
+        )
+        self.room_creator = RoomCreator(
+            self.creator, self.membership, store.rooms, store.accounts, harness.server_name
+        )
         filters = FilterService(store.client_data)
         self.sync_service = SyncService(
-            store.events, store.rooms, store.client_data,
-            EventVisibility(store.events, store.state, store.rooms), self.creator, filters, self.notifier, clock,
+            store.events,
+            store.rooms,
+            store.client_data,
+            EventVisibility(store.events, store.state, store.rooms),
+            self.creator,
+            filters,
+            self.notifier,
+            clock,
         )
         harness.add_routes(
             SyncResource(self.sync_service, harness.authenticator),
             FilterResource(filters, harness.authenticator),
-            AccountDataResource(AccountDataService(store.client_data, self.notifier), harness.authenticator),
+            AccountDataResource(
+                AccountDataService(store.client_data, self.notifier), harness.authenticator
+            ),
         )
         self.alice = await harness.register_user("alice")
         self.bob = await harness.register_user("bob")
@@ -71,8 +98,9 @@ class SyncFixture:
         return response.json()
 
     async def message(self, user, room_id, body, **extra):
-        event_id, _ = await self.creator.send_event(room_id, user.user_id, "m.room.message",
-                                                    {"msgtype": "m.text", "body": body, **extra})
+        event_id, _ = await self.creator.send_event(
+            room_id, user.user_id, "m.room.message", {"msgtype": "m.text", "body": body, **extra}
+        )
         return event_id
 
     async def room(self, user, **kwargs):
@@ -81,7 +109,11 @@ class SyncFixture:
 
 
 def timeline_bodies(room_entry):
-    return [e["content"].get("body") for e in room_entry["timeline"]["events"] if e["type"] == "m.room.message"]
+    return [
+        e["content"].get("body")
+        for e in room_entry["timeline"]["events"]
+        if e["type"] == "m.room.message"
+    ]
 
 
 def types_of(events):
@@ -105,7 +137,9 @@ class InitialSyncTests(SyncFixture, unittest.TestCase):
         self.assertEqual(entry["state"]["events"], [])
         self.assertEqual(entry["summary"]["m.joined_member_count"], 1)
         self.assertEqual(entry["summary"]["m.invited_member_count"], 0)
-        self.assertEqual(entry["unread_notifications"], {"highlight_count": 0, "notification_count": 0})
+        self.assertEqual(
+            entry["unread_notifications"], {"highlight_count": 0, "notification_count": 0}
+        )
         for event in entry["timeline"]["events"]:
             self.assertNotIn("room_id", event)
             self.assertIn("age", event["unsigned"])
@@ -130,8 +164,12 @@ class InitialSyncTests(SyncFixture, unittest.TestCase):
         self.assertTrue(entry["timeline"]["limited"])
         self.assertEqual(timeline_bodies(entry), [f"m{n}" for n in range(2, 12)])
         state_types = types_of(entry["state"]["events"])
-        for key in [("m.room.create", ""), ("m.room.member", self.alice.user_id), ("m.room.power_levels", ""),
-                    ("m.room.join_rules", "")]:
+        for key in [
+            ("m.room.create", ""),
+            ("m.room.member", self.alice.user_id),
+            ("m.room.power_levels", ""),
+            ("m.room.join_rules", ""),
+        ]:
             self.assertIn(key, state_types)
         position = parse_pagination_token(entry["timeline"]["prev_batch"])
         self.assertIsNone(position.topological)
@@ -145,8 +183,11 @@ class InitialSyncTests(SyncFixture, unittest.TestCase):
         for n in range(4):
             await self.message(self.alice, room_id, f"m{n}")
         created = await self.harness.request(
-            "POST", f"/_matrix/client/v3/user/{self.alice.user_id}/filter",
-            {"room": {"timeline": {"limit": 2}}}, token=self.alice.access_token)
+            "POST",
+            f"/_matrix/client/v3/user/{self.alice.user_id}/filter",
+            {"room": {"timeline": {"limit": 2}}},
+            token=self.alice.access_token,
+        )
         body = await self.sync(self.alice, filter=created.json()["filter_id"])
         entry = body["rooms"]["join"][room_id]
         self.assertEqual(timeline_bodies(entry), ["m2", "m3"])
@@ -159,11 +200,16 @@ class InitialSyncTests(SyncFixture, unittest.TestCase):
         self.assertEqual(types_of(entry["state"]["events"]), [("m.room.create", "")])
 
         fields = '{"event_fields":["type","content.body"],"room":{"timeline":{"types":["m.room.message"]}}}'
-        response = await self.harness.request("GET", "/_matrix/client/v3/sync?" + urlencode({"filter": fields}),
-                                              token=self.alice.access_token)
+        response = await self.harness.request(
+            "GET",
+            "/_matrix/client/v3/sync?" + urlencode({"filter": fields}),
+            token=self.alice.access_token,
+        )
         body = response.json()
-        self.assertEqual(body["rooms"]["join"][room_id]["timeline"]["events"][-1],
-                         {"type": "m.room.message", "content": {"body": "m3"}})
+        self.assertEqual(
+            body["rooms"]["join"][room_id]["timeline"]["events"][-1],
+            {"type": "m.room.message", "content": {"body": "m3"}},
+        )
 
     @deferred_test
     async def test_room_filter_excludes_rooms(self):
@@ -183,23 +229,35 @@ class InitialSyncTests(SyncFixture, unittest.TestCase):
             await self.message(self.bob, room_id, f"b{n}")
         lazy = '{"room":{"state":{"lazy_load_members":true}}}'
         body = await self.sync(self.alice, filter=lazy)
-        members = {e["state_key"] for e in body["rooms"]["join"][room_id]["state"]["events"]
-                   if e["type"] == "m.room.member"}
+        members = {
+            e["state_key"]
+            for e in body["rooms"]["join"][room_id]["state"]["events"]
+            if e["type"] == "m.room.member"
+        }
         self.assertEqual(members, {self.alice.user_id, self.bob.user_id})
         body = await self.sync(self.alice)
-        members = {e["state_key"] for e in body["rooms"]["join"][room_id]["state"]["events"]
-                   if e["type"] == "m.room.member"}
+        members = {
+            e["state_key"]
+            for e in body["rooms"]["join"][room_id]["state"]["events"]
+            if e["type"] == "m.room.member"
+        }
         self.assertEqual(members, {self.alice.user_id, self.bob.user_id, self.carol.user_id})
 
     @deferred_test
     async def test_use_state_after(self):
         """With use_state_after, state_after holds the state at the end of the timeline and state is omitted."""
         room_id = await self.room(self.alice, name="Before")
-        await self.creator.send_event(room_id, self.alice.user_id, "m.room.name", {"name": "After"}, state_key="")
+        await self.creator.send_event(
+            room_id, self.alice.user_id, "m.room.name", {"name": "After"}, state_key=""
+        )
         body = await self.sync(self.alice, use_state_after="true")
         entry = body["rooms"]["join"][room_id]
         self.assertNotIn("state", entry)
-        names = [e["content"]["name"] for e in entry["state_after"]["events"] if e["type"] == "m.room.name"]
+        names = [
+            e["content"]["name"]
+            for e in entry["state_after"]["events"]
+            if e["type"] == "m.room.name"
+        ]
         self.assertEqual(names, ["After"])
 
     @deferred_test
@@ -218,12 +276,17 @@ class InitialSyncTests(SyncFixture, unittest.TestCase):
     async def test_prev_content_on_timeline_state(self):
         """A state event in the timeline that replaced another carries unsigned.prev_content."""
         room_id = await self.room(self.alice, name="One")
-        await self.creator.send_event(room_id, self.alice.user_id, "m.room.name", {"name": "Two"}, state_key="")
+        await self.creator.send_event(
+            room_id, self.alice.user_id, "m.room.name", {"name": "Two"}, state_key=""
+        )
         body = await self.sync(self.alice)
-        names = [e for e in body["rooms"]["join"][room_id]["timeline"]["events"] if e["type"] == "m.room.name"]
+        names = [
+            e
+            for e in body["rooms"]["join"][room_id]["timeline"]["events"]
+            if e["type"] == "m.room.name"
+        ]
         self.assertNotIn("prev_content", names[0]["unsigned"])
         self.assertEqual(names[1]["unsigned"]["prev_content"], {"name": "One"})
-
 
     @deferred_test
     async def test_summary_heroes(self):
@@ -235,8 +298,14 @@ class InitialSyncTests(SyncFixture, unittest.TestCase):
         await self.membership.invite(self.alice.user_id, unnamed, self.carol.user_id)
         body = await self.sync(self.alice)
         summary = body["rooms"]["join"][unnamed]["summary"]
-        self.assertEqual(summary, {"m.heroes": [self.bob.user_id, self.carol.user_id],
-                                   "m.joined_member_count": 2, "m.invited_member_count": 1})
+        self.assertEqual(
+            summary,
+            {
+                "m.heroes": [self.bob.user_id, self.carol.user_id],
+                "m.joined_member_count": 2,
+                "m.invited_member_count": 1,
+            },
+        )
         self.assertNotIn("m.heroes", body["rooms"]["join"][named]["summary"])
 
     @deferred_test
@@ -252,16 +321,26 @@ class InitialSyncTests(SyncFixture, unittest.TestCase):
     @deferred_test
     async def test_knock(self):
         """A knock appears in rooms.knock with stripped state ending with the knock."""
-        room_id = await self.room(self.alice, preset="private_chat", initial_state=[
-            {"type": "m.room.join_rules", "content": {"join_rule": "knock"}}])
+        room_id = await self.room(
+            self.alice,
+            preset="private_chat",
+            initial_state=[{"type": "m.room.join_rules", "content": {"join_rule": "knock"}}],
+        )
         first = await self.sync(self.bob)
-        await self.creator.send_event(room_id, self.bob.user_id, "m.room.member", {"membership": "knock"},
-                                      state_key=self.bob.user_id)
+        await self.creator.send_event(
+            room_id,
+            self.bob.user_id,
+            "m.room.member",
+            {"membership": "knock"},
+            state_key=self.bob.user_id,
+        )
         body = await self.sync(self.bob, since=first["next_batch"])
         stripped = body["rooms"]["knock"][room_id]["knock_state"]["events"]
         self.assertIn(("m.room.create", ""), types_of(stripped))
-        self.assertEqual((stripped[-1]["sender"], stripped[-1]["content"]["membership"]),
-                         (self.bob.user_id, "knock"))
+        self.assertEqual(
+            (stripped[-1]["sender"], stripped[-1]["content"]["membership"]),
+            (self.bob.user_id, "knock"),
+        )
         self.assertEqual(body["rooms"]["join"], {})
 
 
@@ -290,15 +369,19 @@ class IncrementalSyncTests(SyncFixture, unittest.TestCase):
         """A limited incremental timeline sends the state that changed between since and its start."""
         room_id = await self.room(self.alice, preset="public_chat", name="Old name")
         first = await self.sync(self.alice)
-        await self.creator.send_event(room_id, self.alice.user_id, "m.room.name", {"name": "New"}, state_key="")
+        await self.creator.send_event(
+            room_id, self.alice.user_id, "m.room.name", {"name": "New"}, state_key=""
+        )
         await self.membership.join(self.bob.user_id, room_id)
         for n in range(10):
             await self.message(self.alice, room_id, f"m{n}")
         body = await self.sync(self.alice, since=first["next_batch"])
         entry = body["rooms"]["join"][room_id]
         self.assertTrue(entry["timeline"]["limited"])
-        self.assertEqual(sorted(types_of(entry["state"]["events"])),
-                         [("m.room.member", self.bob.user_id), ("m.room.name", "")])
+        self.assertEqual(
+            sorted(types_of(entry["state"]["events"])),
+            [("m.room.member", self.bob.user_id), ("m.room.name", "")],
+        )
         self.assertEqual(entry["state"]["events"][1]["content"], {"name": "New"})
         self.assertEqual(entry["summary"]["m.joined_member_count"], 2)
 
@@ -307,7 +390,9 @@ class IncrementalSyncTests(SyncFixture, unittest.TestCase):
         """full_state=true sends the whole state and every joined room, even without changes."""
         room_id = await self.room(self.alice)
         first = await self.sync(self.alice)
-        body = await self.sync(self.alice, since=first["next_batch"], full_state="true", timeout="60000")
+        body = await self.sync(
+            self.alice, since=first["next_batch"], full_state="true", timeout="60000"
+        )
         entry = body["rooms"]["join"][room_id]
         self.assertIn(("m.room.create", ""), types_of(entry["state"]["events"]))
 
@@ -325,7 +410,9 @@ class IncrementalSyncTests(SyncFixture, unittest.TestCase):
         self.assertIn(("m.room.create", ""), state_types)
         self.assertIn(("m.room.name", ""), state_types)
         self.assertIn(("m.room.member", self.alice.user_id), state_types)
-        self.assertEqual(types_of(entry["timeline"]["events"])[-1], ("m.room.member", self.bob.user_id))
+        self.assertEqual(
+            types_of(entry["timeline"]["events"])[-1], ("m.room.member", self.bob.user_id)
+        )
 
     @deferred_test
     async def test_invite_then_join(self):
@@ -341,8 +428,10 @@ class IncrementalSyncTests(SyncFixture, unittest.TestCase):
         keys = types_of(stripped)
         self.assertIn(("m.room.create", ""), keys)
         self.assertIn(("m.room.name", ""), keys)
-        self.assertEqual((stripped[-1]["type"], stripped[-1]["state_key"], stripped[-1]["sender"]),
-                         ("m.room.member", self.bob.user_id, self.alice.user_id))
+        self.assertEqual(
+            (stripped[-1]["type"], stripped[-1]["state_key"], stripped[-1]["sender"]),
+            ("m.room.member", self.bob.user_id, self.alice.user_id),
+        )
         self.assertEqual(stripped[-1]["content"]["membership"], "invite")
         for event in stripped:
             self.assertEqual(set(event), {"type", "state_key", "sender", "content"})
@@ -369,7 +458,9 @@ class IncrementalSyncTests(SyncFixture, unittest.TestCase):
         self.assertEqual(body["rooms"]["join"], {})
         entry = body["rooms"]["leave"][room_id]
         self.assertEqual(timeline_bodies(entry), ["goodbye bob"])
-        self.assertEqual(types_of(entry["timeline"]["events"])[-1], ("m.room.member", self.bob.user_id))
+        self.assertEqual(
+            types_of(entry["timeline"]["events"])[-1], ("m.room.member", self.bob.user_id)
+        )
         self.assertEqual(entry["timeline"]["events"][-1]["content"]["membership"], "leave")
 
         later = await self.sync(self.bob, since=body["next_batch"])
@@ -380,7 +471,9 @@ class IncrementalSyncTests(SyncFixture, unittest.TestCase):
         entry = with_leave["rooms"]["leave"][room_id]
         self.assertNotIn("after bob left", timeline_bodies(entry))
         self.assertIn(("m.room.create", ""), types_of(entry["state"]["events"]))
-        self.assertEqual(types_of(entry["timeline"]["events"])[0], ("m.room.member", self.bob.user_id))
+        self.assertEqual(
+            types_of(entry["timeline"]["events"])[0], ("m.room.member", self.bob.user_id)
+        )
 
     @deferred_test
     async def test_kick_and_ban_go_to_leave(self):
@@ -388,10 +481,14 @@ class IncrementalSyncTests(SyncFixture, unittest.TestCase):
         room_id = await self.room(self.alice, preset="public_chat")
         await self.membership.join(self.bob.user_id, room_id)
         first = await self.sync(self.bob)
-        await self.membership.set_membership_of_other(self.alice.user_id, room_id, self.bob.user_id, "ban")
+        await self.membership.set_membership_of_other(
+            self.alice.user_id, room_id, self.bob.user_id, "ban"
+        )
         body = await self.sync(self.bob, since=first["next_batch"])
         last = body["rooms"]["leave"][room_id]["timeline"]["events"][-1]
-        self.assertEqual((last["state_key"], last["content"]["membership"]), (self.bob.user_id, "ban"))
+        self.assertEqual(
+            (last["state_key"], last["content"]["membership"]), (self.bob.user_id, "ban")
+        )
 
     @deferred_test
     async def test_rejected_invite_shows_no_room_state(self):
@@ -405,7 +502,9 @@ class IncrementalSyncTests(SyncFixture, unittest.TestCase):
         entry = body["rooms"]["leave"][room_id]
         self.assertEqual(entry["state"]["events"], [])
         for event in entry["timeline"]["events"]:
-            self.assertEqual((event["type"], event["state_key"]), ("m.room.member", self.bob.user_id))
+            self.assertEqual(
+                (event["type"], event["state_key"]), ("m.room.member", self.bob.user_id)
+            )
 
     @deferred_test
     async def test_account_data_in_sync(self):
@@ -413,19 +512,34 @@ class IncrementalSyncTests(SyncFixture, unittest.TestCase):
         room_id = await self.room(self.alice)
         first = await self.sync(self.alice)
         base = f"/_matrix/client/v3/user/{self.alice.user_id}"
-        await self.harness.request("PUT", f"{base}/account_data/org.example.theme", {"dark": True},
-                                   token=self.alice.access_token)
-        await self.harness.request("PUT", f"{base}/rooms/{room_id}/account_data/m.tag", {"tags": {"u.x": {}}},
-                                   token=self.alice.access_token)
+        await self.harness.request(
+            "PUT",
+            f"{base}/account_data/org.example.theme",
+            {"dark": True},
+            token=self.alice.access_token,
+        )
+        await self.harness.request(
+            "PUT",
+            f"{base}/rooms/{room_id}/account_data/m.tag",
+            {"tags": {"u.x": {}}},
+            token=self.alice.access_token,
+        )
         body = await self.sync(self.alice, since=first["next_batch"])
-        self.assertEqual(body["account_data"]["events"], [{"type": "org.example.theme", "content": {"dark": True}}])
+        self.assertEqual(
+            body["account_data"]["events"],
+            [{"type": "org.example.theme", "content": {"dark": True}}],
+        )
         entry = body["rooms"]["join"][room_id]
-        self.assertEqual(entry["account_data"]["events"], [{"type": "m.tag", "content": {"tags": {"u.x": {}}}}])
+        self.assertEqual(
+            entry["account_data"]["events"], [{"type": "m.tag", "content": {"tags": {"u.x": {}}}}]
+        )
         self.assertEqual(entry["timeline"]["events"], [])
         again = await self.sync(self.alice, since=body["next_batch"])
         self.assertEqual(again["account_data"]["events"], [])
         self.assertEqual(again["rooms"]["join"], {})
-        initial = await self.sync(self.alice, filter='{"account_data":{"not_types":["org.example.*"]}}')
+        initial = await self.sync(
+            self.alice, filter='{"account_data":{"not_types":["org.example.*"]}}'
+        )
         self.assertEqual(initial["account_data"]["events"], [])
         self.assertEqual(len(initial["rooms"]["join"][room_id]["account_data"]["events"]), 1)
         bobs = await self.sync(self.bob)
@@ -438,14 +552,27 @@ class IncrementalSyncTests(SyncFixture, unittest.TestCase):
         await self.membership.join(self.bob.user_id, room_id)
         event_id = await self.message(self.alice, room_id, "read me")
         first = await self.sync(self.alice)
-        await self.store.client_data.put_receipt(room_id, "m.read", self.bob.user_id, event_id, {"ts": 1})
-        await self.store.client_data.put_receipt(room_id, "m.read.private", self.bob.user_id, event_id, {"ts": 2})
+        await self.store.client_data.put_receipt(
+            room_id, "m.read", self.bob.user_id, event_id, {"ts": 1}
+        )
+        await self.store.client_data.put_receipt(
+            room_id, "m.read.private", self.bob.user_id, event_id, {"ts": 2}
+        )
         body = await self.sync(self.alice, since=first["next_batch"])
         ephemeral = body["rooms"]["join"][room_id]["ephemeral"]["events"]
-        self.assertEqual(ephemeral, [{"type": "m.receipt",
-                                      "content": {event_id: {"m.read": {self.bob.user_id: {"ts": 1}}}}}])
+        self.assertEqual(
+            ephemeral,
+            [
+                {
+                    "type": "m.receipt",
+                    "content": {event_id: {"m.read": {self.bob.user_id: {"ts": 1}}}},
+                }
+            ],
+        )
         bobs = await self.sync(self.bob)
-        receipt_types = set(bobs["rooms"]["join"][room_id]["ephemeral"]["events"][0]["content"][event_id])
+        receipt_types = set(
+            bobs["rooms"]["join"][room_id]["ephemeral"]["events"][0]["content"][event_id]
+        )
         self.assertEqual(receipt_types, {"m.read", "m.read.private"})
 
     @deferred_test
@@ -453,18 +580,26 @@ class IncrementalSyncTests(SyncFixture, unittest.TestCase):
         """A redacted message is served pruned with unsigned.redacted_because."""
         room_id = await self.room(self.alice)
         event_id = await self.message(self.alice, room_id, "oops")
-        await self.creator.send_event(room_id, self.alice.user_id, "m.room.redaction", {"redacts": event_id},
-                                      redacts=event_id)
+        await self.creator.send_event(
+            room_id, self.alice.user_id, "m.room.redaction", {"redacts": event_id}, redacts=event_id
+        )
         body = await self.sync(self.alice)
         events = {e["event_id"]: e for e in body["rooms"]["join"][room_id]["timeline"]["events"]}
         self.assertEqual(events[event_id]["content"], {})
-        self.assertEqual(events[event_id]["unsigned"]["redacted_because"]["type"], "m.room.redaction")
+        self.assertEqual(
+            events[event_id]["unsigned"]["redacted_because"]["type"], "m.room.redaction"
+        )
 
     @deferred_test
     async def test_history_visibility_joined(self):
         """With history_visibility joined, a newcomer's timeline starts at their join."""
-        room_id = await self.room(self.alice, preset="public_chat", initial_state=[
-            {"type": "m.room.history_visibility", "content": {"history_visibility": "joined"}}])
+        room_id = await self.room(
+            self.alice,
+            preset="public_chat",
+            initial_state=[
+                {"type": "m.room.history_visibility", "content": {"history_visibility": "joined"}}
+            ],
+        )
         await self.message(self.alice, room_id, "before bob")
         first = await self.sync(self.bob)
         await self.membership.join(self.bob.user_id, room_id)
@@ -472,26 +607,35 @@ class IncrementalSyncTests(SyncFixture, unittest.TestCase):
         body = await self.sync(self.bob, since=first["next_batch"])
         self.assertEqual(timeline_bodies(body["rooms"]["join"][room_id]), ["after bob"])
 
-
     @deferred_test
     async def test_ignored_users(self):
         """Messages and invites from ignored users are not sent; their state events are."""
         room_id = await self.room(self.alice, preset="public_chat")
         await self.membership.join(self.bob.user_id, room_id)
         await self.harness.request(
-            "PUT", f"/_matrix/client/v3/user/{self.alice.user_id}/account_data/m.ignored_user_list",
-            {"ignored_users": {self.bob.user_id: {}, self.carol.user_id: {}}}, token=self.alice.access_token)
+            "PUT",
+            f"/_matrix/client/v3/user/{self.alice.user_id}/account_data/m.ignored_user_list",
+            {"ignored_users": {self.bob.user_id: {}, self.carol.user_id: {}}},
+            token=self.alice.access_token,
+        )
         first = await self.sync(self.alice)
         await self.message(self.bob, room_id, "ignored")
-        await self.creator.send_event(room_id, self.bob.user_id, "m.room.member",
-                                      {"membership": "join", "displayname": "Bobby"}, state_key=self.bob.user_id)
+        await self.creator.send_event(
+            room_id,
+            self.bob.user_id,
+            "m.room.member",
+            {"membership": "join", "displayname": "Bobby"},
+            state_key=self.bob.user_id,
+        )
         await self.message(self.alice, room_id, "mine")
         carols_room = await self.room(self.carol, preset="private_chat")
         await self.membership.invite(self.carol.user_id, carols_room, self.alice.user_id)
         body = await self.sync(self.alice, since=first["next_batch"])
         entry = body["rooms"]["join"][room_id]
-        self.assertEqual(types_of(entry["timeline"]["events"]),
-                         [("m.room.member", self.bob.user_id), ("m.room.message", None)])
+        self.assertEqual(
+            types_of(entry["timeline"]["events"]),
+            [("m.room.member", self.bob.user_id), ("m.room.message", None)],
+        )
         self.assertEqual(timeline_bodies(entry), ["mine"])
         self.assertEqual(body["rooms"]["invite"], {})
 
@@ -501,8 +645,10 @@ class IncrementalSyncTests(SyncFixture, unittest.TestCase):
         room_id = await self.room(self.alice)
         await self.message(self.alice, room_id, "raw")
         response = await self.harness.request(
-            "GET", "/_matrix/client/v3/sync?" + urlencode({"filter": '{"event_format":"federation"}'}),
-            token=self.alice.access_token)
+            "GET",
+            "/_matrix/client/v3/sync?" + urlencode({"filter": '{"event_format":"federation"}'}),
+            token=self.alice.access_token,
+        )
         last = response.json()["rooms"]["join"][room_id]["timeline"]["events"][-1]
         self.assertEqual(last["content"]["body"], "raw")
         self.assertIn("signatures", last)
@@ -517,28 +663,48 @@ class SyncErrorTests(SyncFixture, unittest.TestCase):
     async def test_bad_since_token(self):
         """A since token that mxref never wrote gives 400 M_INVALID_PARAM."""
         for token in ("garbage", "s1_2", "t1_2", "s-1_0_0", ""):
-            response = await self.harness.request("GET", f"/_matrix/client/v3/sync?since={token}",
-                                                  token=self.alice.access_token)
-            self.assertEqual((response.code, response.json()["errcode"]), (400, "M_INVALID_PARAM"), token)
+            response = await self.harness.request(
+                "GET", f"/_matrix/client/v3/sync?since={token}", token=self.alice.access_token
+            )
+            self.assertEqual(
+                (response.code, response.json()["errcode"]), (400, "M_INVALID_PARAM"), token
+            )
 
     @deferred_test
     async def test_bad_filters(self):
         """An unknown filter ID, another user's filter, or a malformed inline filter give 400 M_INVALID_PARAM."""
-        created = await self.harness.request("POST", f"/_matrix/client/v3/user/{self.bob.user_id}/filter", {},
-                                             token=self.bob.access_token)
-        for value in ("999", created.json()["filter_id"], "{not json", '{"room":{"timeline":{"limit":"x"}}}',
-                      "{}]"):
-            response = await self.harness.request("GET", "/_matrix/client/v3/sync?" + urlencode({"filter": value}),
-                                                  token=self.alice.access_token)
-            self.assertEqual((response.code, response.json()["errcode"]), (400, "M_INVALID_PARAM"), value)
+        created = await self.harness.request(
+            "POST",
+            f"/_matrix/client/v3/user/{self.bob.user_id}/filter",
+            {},
+            token=self.bob.access_token,
+        )
+        for value in (
+            "999",
+            created.json()["filter_id"],
+            "{not json",
+            '{"room":{"timeline":{"limit":"x"}}}',
+            "{}]",
+        ):
+            response = await self.harness.request(
+                "GET",
+                "/_matrix/client/v3/sync?" + urlencode({"filter": value}),
+                token=self.alice.access_token,
+            )
+            self.assertEqual(
+                (response.code, response.json()["errcode"]), (400, "M_INVALID_PARAM"), value
+            )
 
     @deferred_test
     async def test_bad_query_parameters(self):
         """A non-integer timeout, a bad full_state or set_presence give 400 M_INVALID_PARAM; no token 401."""
         for query in ("timeout=soon", "timeout=-5", "full_state=yes", "set_presence=away"):
-            response = await self.harness.request("GET", f"/_matrix/client/v3/sync?{query}",
-                                                  token=self.alice.access_token)
-            self.assertEqual((response.code, response.json()["errcode"]), (400, "M_INVALID_PARAM"), query)
+            response = await self.harness.request(
+                "GET", f"/_matrix/client/v3/sync?{query}", token=self.alice.access_token
+            )
+            self.assertEqual(
+                (response.code, response.json()["errcode"]), (400, "M_INVALID_PARAM"), query
+            )
         for presence in ("offline", "online", "unavailable"):
             await self.sync(self.alice, set_presence=presence)
         response = await self.harness.request("GET", "/_matrix/client/v3/sync")
@@ -556,8 +722,11 @@ class LongPollTests(SyncFixture, unittest.TestCase):
         self.fail("the sync request never started waiting")
 
     def start_sync(self, user, **params):
-        return defer.ensureDeferred(self.harness.request("GET", f"/_matrix/client/v3/sync?{urlencode(params)}",
-                                                         token=user.access_token))
+        return defer.ensureDeferred(
+            self.harness.request(
+                "GET", f"/_matrix/client/v3/sync?{urlencode(params)}", token=user.access_token
+            )
+        )
 
     @deferred_test
     async def test_wakes_on_message_from_other_user(self):
@@ -610,8 +779,12 @@ class LongPollTests(SyncFixture, unittest.TestCase):
         first = await self.sync(self.alice)
         pending = self.start_sync(self.alice, since=first["next_batch"], timeout=30000)
         await self.wait_for_waiter()
-        await self.harness.request("PUT", f"/_matrix/client/v3/user/{self.alice.user_id}/account_data/a.b",
-                                   {"v": 1}, token=self.alice.access_token)
+        await self.harness.request(
+            "PUT",
+            f"/_matrix/client/v3/user/{self.alice.user_id}/account_data/a.b",
+            {"v": 1},
+            token=self.alice.access_token,
+        )
         body = (await pending).json()
         self.assertEqual(body["account_data"]["events"], [{"type": "a.b", "content": {"v": 1}}])
 
@@ -623,11 +796,14 @@ class LongPollTests(SyncFixture, unittest.TestCase):
         first = await self.sync(self.alice)
         pending = self.start_sync(self.alice, since=first["next_batch"], timeout=30000)
         await self.wait_for_waiter()
-        position = await self.store.client_data.put_receipt(room_id, "m.read", self.alice.user_id, event_id,
-                                                            {"ts": 5})
+        position = await self.store.client_data.put_receipt(
+            room_id, "m.read", self.alice.user_id, event_id, {"ts": 5}
+        )
         self.notifier.notify(RECEIPTS_STREAM, position, room_ids=[room_id])
         body = (await pending).json()
-        self.assertEqual(body["rooms"]["join"][room_id]["ephemeral"]["events"][0]["type"], "m.receipt")
+        self.assertEqual(
+            body["rooms"]["join"][room_id]["ephemeral"]["events"][0]["type"], "m.receipt"
+        )
 
     @deferred_test
     async def test_initial_sync_does_not_wait(self):
@@ -639,14 +815,14 @@ class LongPollTests(SyncFixture, unittest.TestCase):
 class TokenTests(unittest.TestCase):
     """The token codec shared by /sync and /messages."""
 
-    @given(st.integers(0, 2 ** 62), st.integers(0, 2 ** 62), st.integers(0, 2 ** 62))
+    @given(st.integers(0, 2**62), st.integers(0, 2**62), st.integers(0, 2**62))
     def test_stream_token_round_trip(self, room_events, account_data, receipts):
         """A sync token reads back as written, and /messages reads it as a pure stream position."""
         token = StreamToken(room_events, account_data, receipts)
         self.assertEqual(StreamToken.parse(str(token)), token)
         self.assertEqual(parse_pagination_token(str(token)), RoomPosition(None, room_events))
 
-    @given(st.integers(-2 ** 31, 2 ** 62), st.integers(0, 2 ** 62))
+    @given(st.integers(-(2**31), 2**62), st.integers(0, 2**62))
     def test_room_positions_round_trip(self, depth, stream):
         """Every RoomPosition, topological or not, survives format_room_position/parse_pagination_token."""
         for position in (RoomPosition(depth, stream), RoomPosition(None, stream)):
@@ -658,4 +834,6 @@ class TokenTests(unittest.TestCase):
         for token in ("", "x1", "s", "s1_", "s1_2", "sa_b_c", "t1", "t_1", "t1_2_3", " s1", None):
             with self.assertRaises(MatrixError) as caught:
                 parse_pagination_token(token)
-            self.assertEqual((caught.exception.code, caught.exception.errcode), (400, "M_INVALID_PARAM"))
+            self.assertEqual(
+                (caught.exception.code, caught.exception.errcode), (400, "M_INVALID_PARAM")
+            )

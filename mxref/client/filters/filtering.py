@@ -210,7 +210,9 @@ class EventFilter:
 
     def matches_dict(self, event) -> bool:
         """:meth:`matches` for an event dict (client format, account data or ephemeral event)."""
-        return self.matches(event.get("type"), event.get("sender"), event.get("room_id"), event.get("content"))
+        return self.matches(
+            event.get("type"), event.get("sender"), event.get("room_id"), event.get("content")
+        )
 
     def filter_dicts(self, events) -> list:
         """The event dicts that pass, cut to ``limit`` (keeping the first ones)."""

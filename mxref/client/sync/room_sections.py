@@ -75,7 +75,9 @@ class RoomSections:
         self._creator = creator
 
     @defer.inlineCallbacks
-    def timeline(self, user_id, room_id, from_stream, to_stream, sync_filter, ignored_users=frozenset()):
+    def timeline(
+        self, user_id, room_id, from_stream, to_stream, sync_filter, ignored_users=frozenset()
+    ):
         """The newest events of a room in ``(from_stream, to_stream]`` that the user may see and
         the filter lets through, at most the filter's timeline limit.
 
@@ -108,8 +110,10 @@ class RoomSections:
                 break
             visible = yield self._visibility.filter_for_user(user_id, chunk.events)
             wanted = [
-                e for e in visible
-                if sync_filter.room_timeline.matches_stored(e) and (e.is_state or e.sender not in ignored_users)
+                e
+                for e in visible
+                if sync_filter.room_timeline.matches_stored(e)
+                and (e.is_state or e.sender not in ignored_users)
             ]
             collected = wanted + collected
             earliest_read = chunk.events[0].stream_ordering
@@ -121,7 +125,7 @@ class RoomSections:
             chunks = yield self._events.get_events_since(lower, [room_id], 1, to_stream=to_stream)
             limited = room_id in chunks
         if len(collected) > limit:
-            collected = collected[len(collected) - limit:]
+            collected = collected[len(collected) - limit :]
             limited = True
         if collected:
             start = collected[0].stream_ordering - 1
@@ -158,12 +162,19 @@ class RoomSections:
                 changed[(event_type, state_key)] = event_id
         if not changed:
             return {}
-        before = yield self._events.get_current_state_ids(room_id, types=list(changed), at_stream=since_stream)
-        return {key: event_id for key, event_id in changed.items()
-                if event_id is not None and before.get(key) != event_id}
+        before = yield self._events.get_current_state_ids(
+            room_id, types=list(changed), at_stream=since_stream
+        )
+        return {
+            key: event_id
+            for key, event_id in changed.items()
+            if event_id is not None and before.get(key) != event_id
+        }
 
     @defer.inlineCallbacks
-    def state_events(self, user_id, room_id, state_ids, timeline, sync_filter, full, exclude_timeline=True):
+    def state_events(
+        self, user_id, room_id, state_ids, timeline, sync_filter, full, exclude_timeline=True
+    ):
         """Load the state events to send, applying the state filter and lazy-loading of members.
 
         With ``lazy_load_members`` and full state, only the membership events of
@@ -184,10 +195,16 @@ class RoomSections:
         for key in sorted(state_ids):
             if state_ids[key] in timeline_ids:
                 continue
-            if wanted_members is not None and key[0] == "m.room.member" and key[1] not in wanted_members:
+            if (
+                wanted_members is not None
+                and key[0] == "m.room.member"
+                and key[1] not in wanted_members
+            ):
                 continue
             keys.append(key)
-        stored = yield self._events.get_events([state_ids[key] for key in keys], allow_rejected=True)
+        stored = yield self._events.get_events(
+            [state_ids[key] for key in keys], allow_rejected=True
+        )
         result = []
         for key in keys:
             event = stored.get(state_ids[key])
@@ -214,7 +231,9 @@ class RoomSections:
             if sync_filter.event_format == "federation":
                 event = redact(stored.pdu, version) if redaction is not None else dict(stored.pdu)
             else:
-                event = format_client_event(stored, now_ms, version, redaction=redaction, include_room_id=False)
+                event = format_client_event(
+                    stored, now_ms, version, redaction=redaction, include_room_id=False
+                )
                 if with_prev_content and stored.is_state and redaction is None:
                     replaced = yield self._replaced_state(stored)
                     add_prev_content(event, replaced)
@@ -271,7 +290,9 @@ class RoomSections:
             carried = unsigned.get("invite_room_state") if isinstance(unsigned, dict) else None
             if not isinstance(carried, list):
                 carried = unsigned.get("knock_room_state") if isinstance(unsigned, dict) else None
-            room_state = [e for e in carried or () if isinstance(e, dict) and "type" in e and "sender" in e]
+            room_state = [
+                e for e in carried or () if isinstance(e, dict) and "type" in e and "sender" in e
+            ]
         stripped = [strip_state_event(event) for event in room_state]
         if membership_event is not None:
             stripped.append(strip_state_event(membership_event.pdu))
@@ -295,4 +316,6 @@ def receipt_events(receipts, user_id) -> dict:
             data["thread_id"] = receipt.thread_id
         by_event = contents.setdefault(receipt.room_id, {}).setdefault(receipt.event_id, {})
         by_event.setdefault(receipt.receipt_type, {})[receipt.user_id] = data
-    return {room_id: {"type": "m.receipt", "content": content} for room_id, content in contents.items()}
+    return {
+        room_id: {"type": "m.receipt", "content": content} for room_id, content in contents.items()
+    }

@@ -149,8 +149,15 @@ class SyncService:
         return StreamToken(room_events, account_data, receipts)
 
     @defer.inlineCallbacks
-    def sync(self, requester, since=None, filter_param=None, full_state=False, timeout_ms=0,
-             use_state_after=False):
+    def sync(
+        self,
+        requester,
+        since=None,
+        filter_param=None,
+        full_state=False,
+        timeout_ms=0,
+        use_state_after=False,
+    ):
         """Answer one ``/sync`` request.
 
         :param requester: the authenticated :class:`~mxref.auth.tokens.Requester`.
@@ -211,26 +218,49 @@ class SyncService:
         rooms = {"join": {}, "invite": {}, "leave": {}, "knock": {}}
         for room_id in sorted(selection.joined):
             entry = yield self._joined_room(
-                user_id, room_id, since_stream, upto.room_events, selection.joined[room_id], sync_filter,
-                account_data.room_data.get(room_id, {}), receipts.get(room_id), now_ms, use_state_after,
-                ignored_users, deltas.get(room_id, ()),
+                user_id,
+                room_id,
+                since_stream,
+                upto.room_events,
+                selection.joined[room_id],
+                sync_filter,
+                account_data.room_data.get(room_id, {}),
+                receipts.get(room_id),
+                now_ms,
+                use_state_after,
+                ignored_users,
+                deltas.get(room_id, ()),
             )
             if entry is not None:
                 rooms["join"][room_id] = entry
         for room_id in sorted(selection.invited):
-            invite = yield self._events.get_event(selection.invited[room_id].event_id, allow_rejected=True)
+            invite = yield self._events.get_event(
+                selection.invited[room_id].event_id, allow_rejected=True
+            )
             if invite is not None and invite.sender in ignored_users:
                 continue
-            stripped = yield self._sections.stripped_state(room_id, selection.invited[room_id].event_id)
+            stripped = yield self._sections.stripped_state(
+                room_id, selection.invited[room_id].event_id
+            )
             rooms["invite"][room_id] = {"invite_state": {"events": stripped}}
         for room_id in sorted(selection.knocked):
-            stripped = yield self._sections.stripped_state(room_id, selection.knocked[room_id].event_id)
+            stripped = yield self._sections.stripped_state(
+                room_id, selection.knocked[room_id].event_id
+            )
             rooms["knock"][room_id] = {"knock_state": {"events": stripped}}
         for room_id in sorted(selection.left):
             membership, full = selection.left[room_id]
             rooms["leave"][room_id] = yield self._left_room(
-                user_id, room_id, since_stream, membership, full, sync_filter,
-                account_data.room_data.get(room_id, {}), now_ms, use_state_after, ignored_users,
+                user_id,
+                room_id,
+                since_stream,
+                membership,
+                full,
+                sync_filter,
+                account_data.room_data.get(room_id, {}),
+                now_ms,
+                use_state_after,
+                ignored_users,
                 deltas.get(room_id, ()),
             )
 
@@ -254,12 +284,18 @@ class SyncService:
         """
         current = yield self._rooms.get_rooms_for_user(user_id, memberships=None)
         current = {m.room_id: m for m in current}
-        selection = RoomSelection(joined_now=[r for r, m in current.items() if m.membership == "join"])
+        selection = RoomSelection(
+            joined_now=[r for r, m in current.items() if m.membership == "join"]
+        )
         if since is None:
             for room_id, membership in current.items():
-                selection.add(room_id, membership, full=True, include_leave=sync_filter.include_leave)
+                selection.add(
+                    room_id, membership, full=True, include_leave=sync_filter.include_leave
+                )
         else:
-            changed = yield self._rooms.get_membership_changes(user_id, since.room_events, upto.room_events)
+            changed = yield self._rooms.get_membership_changes(
+                user_id, since.room_events, upto.room_events
+            )
             changes = {m.room_id: m for m in changed}
             for room_id, membership in current.items():
                 if membership.membership == "join" and room_id not in changes:
@@ -295,14 +331,29 @@ class SyncService:
         return sync_filter.room_account_data.filter_dicts(events)
 
     @defer.inlineCallbacks
-    def _state_section(self, user_id, room_id, since_stream, timeline, end_stream, full, sync_filter,
-                       now_ms, use_state_after, room_deltas):
+    def _state_section(
+        self,
+        user_id,
+        room_id,
+        since_stream,
+        timeline,
+        end_stream,
+        full,
+        sync_filter,
+        now_ms,
+        use_state_after,
+        room_deltas,
+    ):
         """``{"state": ...}`` or ``{"state_after": ...}`` for a room entry."""
         if use_state_after:
-            ids = yield self._sections.state_ids(room_id, since_stream, end_stream, full, room_deltas)
+            ids = yield self._sections.state_ids(
+                room_id, since_stream, end_stream, full, room_deltas
+            )
             name = "state_after"
         else:
-            ids = yield self._sections.state_ids(room_id, since_stream, timeline.start, full, room_deltas)
+            ids = yield self._sections.state_ids(
+                room_id, since_stream, timeline.start, full, room_deltas
+            )
             name = "state"
         stored = yield self._sections.state_events(
             user_id, room_id, ids, timeline, sync_filter, full, exclude_timeline=not use_state_after
@@ -311,14 +362,35 @@ class SyncService:
         return {name: {"events": events}}
 
     @defer.inlineCallbacks
-    def _joined_room(self, user_id, room_id, since_stream, upto_stream, full, sync_filter, room_data,
-                     receipt_event, now_ms, use_state_after, ignored_users, room_deltas):
+    def _joined_room(
+        self,
+        user_id,
+        room_id,
+        since_stream,
+        upto_stream,
+        full,
+        sync_filter,
+        room_data,
+        receipt_event,
+        now_ms,
+        use_state_after,
+        ignored_users,
+        room_deltas,
+    ):
         """One ``rooms.join`` entry, or ``None`` when an incremental sync has nothing for it."""
         timeline = yield self._sections.timeline(
             user_id, room_id, since_stream, upto_stream, sync_filter, ignored_users
         )
         entry = yield self._state_section(
-            user_id, room_id, since_stream, timeline, upto_stream, full, sync_filter, now_ms, use_state_after,
+            user_id,
+            room_id,
+            since_stream,
+            timeline,
+            upto_stream,
+            full,
+            sync_filter,
+            now_ms,
+            use_state_after,
             room_deltas,
         )
         ephemeral = []
@@ -343,8 +415,20 @@ class SyncService:
         return entry
 
     @defer.inlineCallbacks
-    def _left_room(self, user_id, room_id, since_stream, membership, full, sync_filter, room_data, now_ms,
-                   use_state_after, ignored_users, room_deltas):
+    def _left_room(
+        self,
+        user_id,
+        room_id,
+        since_stream,
+        membership,
+        full,
+        sync_filter,
+        room_data,
+        now_ms,
+        use_state_after,
+        ignored_users,
+        room_deltas,
+    ):
         """One ``rooms.leave`` entry: the timeline up to the leave and the state before it.
 
         A user who was not joined just before leaving (a rejected invite, a
@@ -358,8 +442,16 @@ class SyncService:
         was_member = yield self._was_joined(user_id, room_id, leave_stream - 1)
         if was_member:
             entry = yield self._state_section(
-                user_id, room_id, since_stream, timeline, leave_stream, full, sync_filter, now_ms,
-                use_state_after, room_deltas,
+                user_id,
+                room_id,
+                since_stream,
+                timeline,
+                leave_stream,
+                full,
+                sync_filter,
+                now_ms,
+                use_state_after,
+                room_deltas,
             )
         else:
             entry = {"state_after" if use_state_after else "state": {"events": []}}
