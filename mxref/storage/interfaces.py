@@ -503,7 +503,8 @@ class IFederationStore(Interface):
         """
 
     def get_destinations_behind(stream_ordering):
-        """Destinations whose last successful stream ordering is below ``stream_ordering``.
+        """Destinations whose last successful stream ordering is below ``stream_ordering``
+        (destinations never successfully sent to, with ``None``, are not included).
 
         :returns: Deferred firing with a sorted list of :class:`~mxref.storage.records.DestinationRecord`.
         """
