@@ -20,8 +20,17 @@ maps event IDs to event dicts in their federation (PDU) form and must hold every
 the state sets and of their auth chains. Nothing here does I/O, and every graph walk is
 iterative, so a long auth chain cannot exhaust Python's recursion limit.
 
-Readings of the spec text worth knowing (all agree with Synapse on its own test scenarios
-and on a 10,000-member benchmark room):
+Readings of the spec text worth knowing. Checked against Synapse 1.163 on its own test
+scenarios, a 10,000-member benchmark room and about 5,000 random forked rooms (v2, v10, v11,
+v12): the results agree except for the first point.
+
+* Auth difference: the spec's auth chain of an event excludes the event, so a state's full
+  auth chain holds its events only when another event cites them. An event that every
+  state holds, cited in one state's chains only, is therefore in the auth difference and
+  is replayed. Synapse counts each state's own events in its auth chain and leaves such
+  events out; in rooms v2-v11 this can order the replay differently and pick another
+  winner (see ``test_unconflicted_event_in_one_forks_auth_chains``). In room version 12
+  the conflicted state subgraph brings these events back, and the two agree.
 
 * Iterative auth checks: the state's entry for a key wins; the event's own auth events
   only fill keys the state lacks ("if a key ... is not present in the state, then the
@@ -38,8 +47,8 @@ and on a 10,000-member benchmark room):
   a state set; if one is, an unconflicted entry is still restored by step 5 as written.
 * v1 leaves two things open: the order of the keys within one pass (we resolve each key
   of a pass against R as it stood when the pass began, so the order cannot matter), and
-  what to pick when no event of an "other" conflict passes auth (we keep the deepest, as
-  Synapse does).
+  what to pick when no event of an "other" conflict passes auth (we keep the last of the
+  order, the shallowest, as Synapse does).
 """
 
 import hashlib
@@ -534,14 +543,14 @@ def _v1_resolve_other_conflict(event_ids, state, events, room_version) -> str:
 
     Spec: pick the event with the highest ``depth`` and lowest ``sha1(event_id)`` that
     passes authentication in the state so far. [The spec does not say what happens when
-    none passes; like Synapse, the other deployed v1 implementation, we then keep the
-    highest one so that servers still agree.]
+    none passes; like Synapse, where v1 rooms live, we then keep the last event of that
+    order (the shallowest), so that servers still agree.]
     """
     ordered = sorted(event_ids, key=lambda e: (-events[e]["depth"], _sha1_hex(e)))
     for event_id in ordered:
         if _is_allowed_in(events[event_id], state, events, room_version):
             return event_id
-    return ordered[0]
+    return ordered[-1]
 
 
 def _resolve_v1(room_version, state_sets, events, rejected) -> dict:

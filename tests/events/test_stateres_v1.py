@@ -117,6 +117,20 @@ class ResolutionV1Tests(unittest.TestCase):
         self.topic("TA", ALICE, prev=["START"])
         self.assertEqual(graph.resolve("TA", "TB")[TOPIC_KEY], "TB")
 
+    def test_no_allowed_topic_keeps_the_shallowest(self):
+        """When no conflicting topic passes auth, the shallowest one is kept (the spec is silent; Synapse does this)."""
+        graph = self.graph
+        self.pl("PA", ALICE, {ALICE: 100, BOB: 50}, prev=["START"])
+        self.topic("TB1", BOB)
+        self.pl("PA2", ALICE, {ALICE: 100, BOB: 0})
+        self.messages("M1", "M2", prev="PA")
+        self.topic("TB2", BOB)
+        self.assertGreater(graph.events[graph.id("TB2")]["depth"],
+                           graph.events[graph.id("TB1")]["depth"])
+        resolved = graph.resolve("PA2", "TB2")
+        self.assertEqual(resolved[POWER_KEY], "PA2")  # Bob has 0: neither topic passes
+        self.assertEqual(resolved[TOPIC_KEY], "TB1")
+
     def test_equal_depth_topics_lowest_sha1(self):
         """Of two allowed topics at the same depth, the one with the lower sha1 wins."""
         self.topic("TX", ALICE, prev=["START"])
