@@ -7,6 +7,7 @@ from hypothesis import given, strategies as st
 from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
 
+from mxref.auth.tokens import Requester
 from mxref.client.account_data.resource import AccountDataResource
 from mxref.client.account_data.service import AccountDataService
 from mxref.client.filters.resource import FilterResource
@@ -804,6 +805,17 @@ class LongPollTests(SyncFixture, unittest.TestCase):
         self.assertEqual(
             body["rooms"]["join"][room_id]["ephemeral"]["events"][0]["type"], "m.receipt"
         )
+
+    @deferred_test
+    async def test_cancelled_sync_stops_waiting(self):
+        """A long-poll whose client goes away (its Deferred cancelled) leaves no waiter behind."""
+        first = await self.sync(self.alice)
+        requester = Requester(self.alice.user_id, self.alice.device_id)
+        pending = self.sync_service.sync(requester, since=first["next_batch"], timeout_ms=30000)
+        await self.wait_for_waiter()
+        pending.cancel()
+        self.failureResultOf(pending, defer.CancelledError)
+        self.assertEqual(self.notifier.waiter_count(), 0)
 
     @deferred_test
     async def test_initial_sync_does_not_wait(self):
