@@ -577,6 +577,22 @@ class IncrementalSyncTests(SyncFixture, unittest.TestCase):
         self.assertEqual(receipt_types, {"m.read", "m.read.private"})
 
     @deferred_test
+    async def test_newly_joined_room_gets_earlier_receipts(self):
+        """A room joined since the last sync comes with the receipts sent before the join."""
+        room_id = await self.room(self.alice, preset="public_chat")
+        event_id = await self.message(self.alice, room_id, "seen")
+        await self.store.client_data.put_receipt(
+            room_id, "m.read", self.alice.user_id, event_id, {"ts": 7}
+        )
+        first = await self.sync(self.bob)
+        await self.membership.join(self.bob.user_id, room_id)
+        body = await self.sync(self.bob, since=first["next_batch"])
+        ephemeral = body["rooms"]["join"][room_id]["ephemeral"]["events"]
+        self.assertEqual(
+            ephemeral[0]["content"], {event_id: {"m.read": {self.alice.user_id: {"ts": 7}}}}
+        )
+
+    @deferred_test
     async def test_redacted_event_in_timeline(self):
         """A redacted message is served pruned with unsigned.redacted_because."""
         room_id = await self.room(self.alice)

@@ -208,12 +208,7 @@ class SyncService:
             rows = yield self._events.get_current_state_deltas(since.room_events, upto.room_events)
             for row in rows:
                 deltas.setdefault(row[1], []).append(tuple(row))
-        receipts = {}
-        if selection.joined:
-            stored_receipts = yield self._client_data.get_receipts_since(
-                sorted(selection.joined), since.receipts if since is not None else 0, upto.receipts
-            )
-            receipts = receipt_events(stored_receipts, user_id)
+        receipts = yield self._receipts(user_id, selection.joined, since, upto)
 
         rooms = {"join": {}, "invite": {}, "leave": {}, "knock": {}}
         for room_id in sorted(selection.joined):
@@ -275,6 +270,24 @@ class SyncService:
             "device_one_time_keys_count": {},
         }
         return response, selection.joined_now
+
+    @defer.inlineCallbacks
+    def _receipts(self, user_id, joined, since, upto):
+        """The ``m.receipt`` event of each joined room: receipts since ``since``, or all of a room's
+        receipts when its whole state is sent (initial sync, newly joined room, ``full_state``).
+
+        :returns: Deferred firing with ``{room_id: m.receipt event}``.
+        """
+        stored = []
+        full_rooms = sorted(r for r, full in joined.items() if full or since is None)
+        other_rooms = sorted(r for r, full in joined.items() if not (full or since is None))
+        if full_rooms:
+            stored += yield self._client_data.get_receipts_since(full_rooms, 0, upto.receipts)
+        if other_rooms:
+            stored += yield self._client_data.get_receipts_since(
+                other_rooms, since.receipts, upto.receipts
+            )
+        return receipt_events(sorted(stored, key=lambda receipt: receipt.stream_id), user_id)
 
     @defer.inlineCallbacks
     def _select_rooms(self, user_id, since, upto, sync_filter, full_state):
