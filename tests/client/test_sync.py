@@ -1,6 +1,7 @@
 """``GET /sync`` over HTTP on a real SQLite store, with the room services making the events,
 checked against the spec's OpenAPI schema; and the token codec."""
 
+import random
 from urllib.parse import urlencode
 
 from hypothesis import given, strategies as st
@@ -671,6 +672,37 @@ class IncrementalSyncTests(SyncFixture, unittest.TestCase):
         self.assertIn("signatures", last)
         self.assertIn("hashes", last)
         self.assertIn("prev_events", last)
+
+
+class SyncSequenceTests(SyncFixture, unittest.TestCase):
+    """Many incremental syncs in a row."""
+
+    @deferred_test
+    async def test_every_message_exactly_once_in_order(self):
+        """Messages in several rooms, with syncs in between, each reach the member once and in order."""
+        rng = random.Random(7)
+        users = [self.alice, self.bob, self.carol]
+        room_ids = [await self.room(self.alice, preset="public_chat") for _ in range(3)]
+        for room_id in room_ids:
+            for user in users[1:]:
+                await self.membership.join(user.user_id, room_id)
+        sent = {room_id: [] for room_id in room_ids}
+        received = {room_id: [] for room_id in room_ids}
+        since = (await self.sync(self.alice))["next_batch"]
+        big_timeline = '{"room":{"timeline":{"limit":100,"types":["m.room.message"]}}}'
+        for step in range(40):
+            room_id = rng.choice(room_ids)
+            sent[room_id].append(await self.message(rng.choice(users), room_id, f"step {step}"))
+            if rng.random() < 0.3:
+                body = await self.sync(self.alice, since=since, filter=big_timeline)
+                for joined_room, entry in body["rooms"]["join"].items():
+                    self.assertFalse(entry["timeline"]["limited"])
+                    received[joined_room] += [e["event_id"] for e in entry["timeline"]["events"]]
+                since = body["next_batch"]
+        body = await self.sync(self.alice, since=since, filter=big_timeline)
+        for joined_room, entry in body["rooms"]["join"].items():
+            received[joined_room] += [e["event_id"] for e in entry["timeline"]["events"]]
+        self.assertEqual(received, sent)
 
 
 class SyncErrorTests(SyncFixture, unittest.TestCase):
