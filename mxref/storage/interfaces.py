@@ -124,8 +124,9 @@ class IEventStore(Interface):
         :param to_position: a ``RoomPosition`` where to stop, or ``None``.
         :param limit: the most events to return.
         :param direction: ``"b"`` for events before ``from_position``, newest
-            first; ``"f"`` for events after it, oldest first. ``to_position``
-            bounds the other end (exclusive for ``"b"``, inclusive for ``"f"``).
+            first; ``"f"`` for events after it, oldest first. Positions lie
+            between events, so the result is exactly the events between
+            ``from_position`` and ``to_position``.
         :returns: Deferred firing with a list of ``StoredEvent``. The next
             ``from`` is ``events[-1].position_before`` going backwards and
             ``events[-1].position`` going forwards.
