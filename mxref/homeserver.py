@@ -28,7 +28,13 @@ from mxref.client.account.service import (
     InteractiveAuthenticator,
     LoginService,
 )
+from mxref.client.account_data.resource import AccountDataResource
+from mxref.client.account_data.service import AccountDataService
+from mxref.client.filters.resource import FilterResource
+from mxref.client.filters.service import FilterService
 from mxref.client.meta.resource import MetaResource
+from mxref.client.sync.resource import SyncResource
+from mxref.client.sync.service import SyncService
 from mxref.client.visibility import EventVisibility
 from mxref.crypto.keys import load_signing_key, old_verify_keys
 from mxref.federation.transport.keys import ServerKeysResource
@@ -128,6 +134,18 @@ class HomeServer:
             default_room_version=config.server.default_room_version,
         )
         self.visibility = EventVisibility(store.events, store.state, store.rooms)
+        self.filters = FilterService(store.client_data)
+        self.account_data = AccountDataService(store.client_data, self.notifier)
+        self.sync = SyncService(
+            store.events,
+            store.rooms,
+            store.client_data,
+            self.visibility,
+            self.event_creator,
+            self.filters,
+            self.notifier,
+            reactor,
+        )
 
         # Accounts.
         self.credentials = CredentialChecker(store.accounts, self.password_hasher, self.server_name)
@@ -195,6 +213,9 @@ class HomeServer:
             DeviceResource(self.devices, self.authenticator),
             AccountSecurityResource(self.account_security, self.authenticator),
             SharedSecretRegistrationResource(self.registrar),
+            FilterResource(self.filters, self.authenticator),
+            AccountDataResource(self.account_data, self.authenticator),
+            SyncResource(self.sync, self.authenticator),
             MetaResource(
                 self.authenticator,
                 public_baseurl=self.config.server.public_baseurl,
