@@ -135,3 +135,29 @@ class RoomApiTestCase(unittest.TestCase):
 def filter_query(**fields) -> str:
     """A ``filter=`` query value."""
     return json.dumps(fields)
+
+
+class FullRoomApiTestCase(RoomApiTestCase):
+    """Every endpoint of this package: rooms, directory, profile, receipts and typing."""
+
+    def add_more_routes(self):
+        from mxref.client.directory.resource import DirectoryResource
+        from mxref.client.directory.service import RoomDirectory
+        from mxref.client.profile.resource import ProfileResource
+        from mxref.client.profile.service import ProfileService
+        from mxref.client.receipts.resource import ReceiptResource
+        from mxref.client.receipts.service import ReadReceipts, TypingRequests
+        from mxref.client.receipts.typing import TypingTracker
+
+        store = self.store
+        self.harness.add_routes(
+            DirectoryResource(RoomDirectory(store.events, store.rooms, self.membership, self.server_name),
+                              self.harness.authenticator, self.server_name),
+            ProfileResource(ProfileService(store.accounts, store.rooms, store.events, self.creator, self.server_name),
+                            self.harness.authenticator),
+            ReceiptResource(
+                ReadReceipts(store.client_data, store.events, store.rooms, self.notifier, self.harness.clock),
+                TypingRequests(TypingTracker(self.harness.clock, self.notifier), store.rooms),
+                self.harness.authenticator,
+            ),
+        )

@@ -30,6 +30,9 @@ POWER_LEVELS_KEY = ("m.room.power_levels", "")
 CREATE_KEY = ("m.room.create", "")
 HISTORY_VISIBILITY_KEY = ("m.room.history_visibility", "")
 
+#: The most rooms one ``/publicRooms`` page holds, whatever ``limit`` asks for.
+MAX_PUBLIC_ROOMS_LIMIT = 1000
+
 #: ``next_batch``/``prev_batch`` tokens of ``/publicRooms`` are this prefix and an offset.
 PUBLIC_ROOMS_TOKEN_PREFIX = "p"
 
@@ -42,7 +45,7 @@ def parse_public_rooms_token(token):
     if token is None:
         return 0
     digits = token[len(PUBLIC_ROOMS_TOKEN_PREFIX):] if token.startswith(PUBLIC_ROOMS_TOKEN_PREFIX) else ""
-    if not (digits.isascii() and digits.isdigit()):
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 18:
         raise MatrixError(400, "M_INVALID_PARAM", f"Invalid since token {token!r}")
     return int(digits)
 
@@ -193,7 +196,7 @@ class RoomDirectory:
     async def public_rooms(self, limit=None, since=None, search=None, room_types=None):
         """A page of the local published room directory.
 
-        :param limit: the most rooms, ``None`` for all.
+        :param limit: the most rooms (at most :data:`MAX_PUBLIC_ROOMS_LIMIT`).
         :param since: a ``next_batch``/``prev_batch`` token, or ``None``.
         :param search: the ``generic_search_term``, or ``None``.
         :param room_types: the room types wanted (``None`` in the list for untyped rooms), or
@@ -201,6 +204,7 @@ class RoomDirectory:
         :returns: (coroutine) ``{chunk, next_batch?, prev_batch?, total_room_count_estimate}``.
         """
         offset = parse_public_rooms_token(since)
+        limit = MAX_PUBLIC_ROOMS_LIMIT if limit is None else min(limit, MAX_PUBLIC_ROOMS_LIMIT)
         if room_types is None:
             page = await self._rooms.get_public_rooms(limit=limit, since=offset, search=search or None)
             rooms, next_offset, prev_offset, total = page.rooms, page.next_offset, page.prev_offset, page.total

@@ -44,6 +44,22 @@ MAX_PAGINATION_ROUNDS = 5
 HISTORY_VISIBILITY_KEY = ("m.room.history_visibility", "")
 
 
+#: Positions beyond this cannot be stored in a signed 64-bit column (SQLite and PostgreSQL).
+MAX_POSITION = 2 ** 63 - 1
+
+
+def parse_position(token):
+    """A ``/messages``/``/members`` token as a :class:`~mxref.storage.records.RoomPosition`,
+    refusing numbers the database cannot compare against. Not a Deferred.
+
+    :raises MatrixError: 400 ``M_INVALID_PARAM`` for a malformed or out-of-range token.
+    """
+    position = parse_pagination_token(token)
+    if position.stream > MAX_POSITION or abs(position.topological or 0) > MAX_POSITION:
+        raise MatrixError(400, "M_INVALID_PARAM", f"Pagination token out of range: {token!r}")
+    return position
+
+
 def _not_member(user_id, room_id):
     return MatrixError(403, "M_FORBIDDEN", f"User {user_id} is not and was not a member of room {room_id}")
 
@@ -320,7 +336,7 @@ class RoomReader:
         version = await self._room_version(room_id)
         at_stream = None
         if at is not None:
-            at_stream = parse_pagination_token(at).stream
+            at_stream = parse_position(at).stream
         if access.until_stream is not None:
             at_stream = access.until_stream if at_stream is None else min(at_stream, access.until_stream)
         members = await self._rooms.get_members(room_id, at_stream=at_stream)
@@ -376,7 +392,7 @@ class RoomReader:
         access = await self._read_access(requester.user_id, room_id)
         version = await self._room_version(room_id)
         if from_token is not None:
-            start = parse_pagination_token(from_token)
+            start = parse_position(from_token)
         elif direction == "b":
             position = access.until_stream
             if position is None:
@@ -384,7 +400,7 @@ class RoomReader:
             start = RoomPosition(None, position)
         else:
             start = RoomPosition(None, 0)
-        to_position = parse_pagination_token(to_token) if to_token is not None else None
+        to_position = parse_position(to_token) if to_token is not None else None
         limit = min(limit, event_filter.limit or limit, MAX_PAGINATION_LIMIT)
 
         chunk, end = [], start
