@@ -258,6 +258,7 @@ def parse_arguments(argv=None):
 
 def main(argv=None) -> int:
     options = parse_arguments(argv)
+    load_before = os.getloadavg()
     kinds = ["synapse", "mxref"] if options.server == "both" else [options.server]
     scratch = tempfile.mkdtemp(prefix="mxref-bench.")
     postgres = None
@@ -286,7 +287,10 @@ def main(argv=None) -> int:
             postgres.stop()
         shutil.rmtree(scratch, ignore_errors=True)
 
-    print(f"Machine: {machine_description()}\n")
+    load_after = os.getloadavg()
+    print(f"Machine: {machine_description()}")
+    print(f"Load average (1, 5, 15 min) before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
+          f"after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}\n")
     print(
         f"Workload: {options.messages} messages sequentially, {options.messages} from {options.concurrency} "
         f"concurrent clients, {options.latency_samples} send-to-sync samples, {options.rooms} createRoom; "

@@ -45,6 +45,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from signedjson.key import generate_signing_key, write_signing_keys
 from twisted.internet.threads import deferToThreadPool
+from twisted.logger import FilteringLogObserver, LogLevel, LogLevelFilterPredicate, textFileLogObserver
 
 from mxref.testing.csclient import CSClient, MatrixRequestError, request_json
 
@@ -350,7 +351,8 @@ class HomeserverProcess:
     def stop(self, grace: float = 15.0) -> int | None:
         """Stop the server with SIGTERM, then SIGKILL after ``grace`` seconds; blocking.
 
-        :returns: its exit status, or ``None`` if it was not running.
+        :returns: its exit status (``-SIGTERM`` for twistd, which re-raises the signal after a
+            clean shutdown; ``-SIGKILL`` if it had to be killed), or ``None`` if it never ran.
         """
         if self.process is None:
             return None
@@ -518,6 +520,13 @@ def _source_root() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(mxref.__file__)))
 
 
+def warning_log_observer():
+    """A twistd ``--logger`` factory: Twisted log events of level warn and above, as text on
+    stdout (which the harness captures). Keeps per-request access logs out of the way, like
+    the WARNING-level file log Synapse gets."""
+    return FilteringLogObserver(textFileLogObserver(sys.stdout), [LogLevelFilterPredicate(LogLevel.warn)])
+
+
 class MxrefProcess(HomeserverProcess):
     """An mxref homeserver on loopback, run as ``twistd -n mxref --config homeserver.yaml``.
 
@@ -570,14 +579,15 @@ class MxrefProcess(HomeserverProcess):
         self._write_yaml(config)
 
     def command(self) -> list:
-        """``twistd -n --pidfile= mxref --config <workdir>/homeserver.yaml`` (twistd's module
-        has no ``__main__``, so it is started through ``-c``)."""
+        """``twistd -n --pidfile= --logger=<warnings only> mxref --config <workdir>/homeserver.yaml``
+        (twistd's module has no ``__main__``, so it is started through ``-c``)."""
         return [
             self.python,
             "-c",
             "import sys; sys.argv[0] = 'twistd'; from twisted.scripts.twistd import run; run()",
             "-n",
             "--pidfile=",
+            "--logger=mxref.testing.processes.warning_log_observer",
             "mxref",
             "--config",
             self.config_path,

@@ -15,9 +15,10 @@ import sys
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from signedjson.key import get_verify_key, read_signing_keys
+from twisted.internet import reactor
 from twisted.trial import unittest
-import yaml
 from unpaddedbase64 import encode_base64
+import yaml
 
 from mxref.testing.csclient import CSClient, MatrixRequestError, timeline_events
 from mxref.testing.processes import (
@@ -148,6 +149,21 @@ class SynapseHarnessTests(unittest.TestCase):
             CSClient(server.client_url, access_token="not-a-token").whoami()
         self.assertEqual(caught.exception.status, 401)
         self.assertEqual(caught.exception.errcode, "M_UNKNOWN_TOKEN")
+
+    def test_deferred_variants(self):
+        """start_deferred, register_user_deferred and stop_deferred fire while the reactor keeps running."""
+        server = SynapseProcess(self.mktemp(), python=SYNAPSE_PYTHON)
+        self.addCleanup(server.stop)
+        d = server.start_deferred(reactor)
+        d.addCallback(lambda _: server.register_user_deferred(reactor, "dora", "a password", admin=True))
+
+        def registered(body):
+            self.assertEqual(body["user_id"], f"@dora:{server.server_name}")
+            return server.stop_deferred(reactor)
+
+        d.addCallback(registered)
+        d.addCallback(self.assertEqual, 0)
+        return d
 
     def test_password_registration_and_login(self):
         """A user registered through /register with the dummy stage can log in with the password."""
