@@ -145,6 +145,24 @@ class MessagesTests(RoomApiTestCase):
         self.assertIn("redacted_because", redacted["unsigned"])
 
     @deferred_test
+    async def test_state_events_carry_prev_content(self):
+        """A state change in the timeline carries the content it replaced, pruned if that was redacted."""
+        room_id = await self.create_room(self.alice, preset="public_chat", name="First")
+        room = path_part(room_id)
+        second = await self.ok("PUT", f"/rooms/{room}/state/m.room.name", {"name": "Second"}, self.alice)
+        await self.ok("PUT", f"/rooms/{room}/redact/{path_part(second['event_id'])}/red1", {}, self.alice)
+        await self.ok("PUT", f"/rooms/{room}/state/m.room.name", {"name": "Third"}, self.alice)
+        await self.ok("PUT", f"/rooms/{room}/state/m.room.name", {"name": "Fourth"}, self.alice)
+        page = await self.ok("GET", f"/rooms/{room}/messages", user=self.alice, spec=MESSAGES,
+                             query={"dir": "b", "filter": filter_query(types=["m.room.name"])})
+        fourth, third, redacted, first = page["chunk"]
+        self.assertEqual(fourth["unsigned"]["prev_content"], {"name": "Third"})
+        self.assertEqual(third["unsigned"]["prev_content"], {})
+        self.assertEqual(third["unsigned"]["replaces_state"], second["event_id"])
+        self.assertNotIn("prev_content", redacted["unsigned"])
+        self.assertNotIn("prev_content", first["unsigned"])
+
+    @deferred_test
     async def test_history_visibility_joined(self):
         """With history_visibility 'joined', a later member does not see what came before their join."""
         room_id = await self.create_room(self.alice, preset="public_chat")

@@ -18,17 +18,20 @@ Spec (v1.19), Client-Server API:
   .../joined_members``, ``GET /joined_rooms``.
 * "Pagination" and ``GET .../messages`` (``from`` optional since v1.3; ``end`` omitted when
   there is nothing more), ``GET .../context/{eventId}``, "Lazy-loading room members" (the
-  ``state`` holds the membership events of the senders of the returned events).
+  ``state`` holds the membership events of the senders of the returned events); timeline
+  state events carry ``unsigned.prev_content`` ("Client event format").
 * "Room History Visibility" (applied by :class:`~mxref.client.visibility.EventVisibility`),
   "Forgetting rooms" (after ``/forget`` the user can no longer read the room's history).
 """
 
+import attr
 from twisted.logger import Logger
 
 from mxref.client.rooms.event_filter import RoomEventFilter
-from mxref.client.serialise import format_client_event
+from mxref.client.serialise import add_prev_content, format_client_event
 from mxref.client.tokens import format_room_position, parse_pagination_token
 from mxref.errors import MatrixError
+from mxref.events.redaction import redact
 from mxref.storage.records import RoomPosition
 
 #: The largest ``limit`` ``/messages`` and ``/context`` honour.
@@ -263,14 +266,42 @@ class RoomReader:
         content = event.pdu.get("content", {}) if event is not None else {}
         return content.get("history_visibility") == "world_readable"
 
-    async def _serialise(self, events, room_version):
-        """Client-format events with their redactions applied."""
+    async def _serialise(self, events, room_version, with_prev_content=False):
+        """Client-format events with their redactions applied.
+
+        :param with_prev_content: give timeline state events ``unsigned.prev_content`` (the
+            content of the state they replaced, itself redacted if it was redacted).
+        """
         redactions = await self._visibility.redactions_for(events)
         now = self._now_ms()
-        return [
-            format_client_event(event, now, room_version, redaction=redactions.get(event.event_id))
-            for event in events
-        ]
+        serialised = []
+        for event in events:
+            redaction = redactions.get(event.event_id)
+            client_event = format_client_event(event, now, room_version, redaction=redaction)
+            if with_prev_content and redaction is None and event.state_key is not None:
+                replaced = await self._replaced_state(event, room_version)
+                if replaced is not None:
+                    add_prev_content(client_event, replaced)
+            serialised.append(client_event)
+        return serialised
+
+    async def _replaced_state(self, event, room_version):
+        """The state event ``event`` replaced (from the state after its first prev event that
+        has one), as a StoredEvent whose PDU is redacted if a redaction applies; or ``None``."""
+        if not event.prev_event_ids:
+            return None
+        groups = await self._state.get_state_groups_for_events(list(event.prev_event_ids))
+        group = next((groups[p] for p in event.prev_event_ids if p in groups), None)
+        if group is None:
+            return None
+        key = (event.type, event.state_key)
+        ids = await self._state.get_state_group_ids(group, types=[key])
+        replaced = await self._events.get_event(ids[key]) if key in ids else None
+        if replaced is None:
+            return None
+        if (await self._visibility.redactions_for([replaced])).get(replaced.event_id) is not None:
+            replaced = attr.evolve(replaced, pdu=redact(replaced.pdu, room_version))
+        return replaced
 
     async def _state_ids(self, room_id, access):
         if access.until_event_id is None:
@@ -423,7 +454,7 @@ class RoomReader:
             exhausted = consumed == len(batch) and len(batch) < wanted
         response = {
             "start": format_room_position(start),
-            "chunk": await self._serialise(chunk, version),
+            "chunk": await self._serialise(chunk, version, with_prev_content=True),
             "state": await self._lazy_members(room_id, chunk, version) if event_filter.lazy_load_members else [],
         }
         if not exhausted:
@@ -473,9 +504,9 @@ class RoomReader:
         return {
             "start": format_room_position(start),
             "end": format_room_position(end),
-            "events_before": await self._serialise(before, version),
-            "event": (await self._serialise([target], version))[0],
-            "events_after": await self._serialise(after, version),
+            "events_before": await self._serialise(before, version, with_prev_content=True),
+            "event": (await self._serialise([target], version, with_prev_content=True))[0],
+            "events_after": await self._serialise(after, version, with_prev_content=True),
             "state": state,
         }
 
