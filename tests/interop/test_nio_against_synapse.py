@@ -44,18 +44,17 @@ class RunAsyncioTests(unittest.TestCase):
         return run_asyncio_deferred(reactor, answer).addCallback(self.assertEqual, "ok")
 
 
-class NioAgainstSynapseTests(unittest.TestCase):
-    """matrix-nio against Synapse: registration, rooms, edits, sync and paging work end to end."""
+class NioChatScenarioMixin:
+    """The nio chat scenario and what must hold afterwards.
 
-    skip = None if SYNAPSE_PYTHON else "MXREF_SYNAPSE_PYTHON is not set: no Synapse interpreter to start"
+    Mixed into a TestCase that defines ``start_server()``: start the homeserver under test,
+    stop it at cleanup, return its process object.
+    """
 
     def test_chat_scenario(self):
         """Bob, through nio, sees Alice's invite, messages and edit in /sync and pages them in /messages."""
-        server = SynapseProcess(self.mktemp(), python=SYNAPSE_PYTHON)
-        server.start()
-        self.addCleanup(server.stop)
+        server = self.start_server()
         observed = run_asyncio(chat_scenario, server.client_url, message_count=12, page_size=5)
-
         self.assertEqual(observed["alice_user_id"], f"@nio_alice:{server.server_name}")
         self.assertEqual(observed["bob_user_id"], f"@nio_bob:{server.server_name}")
         self.assertNotEqual(*observed["bob_device_ids"])
@@ -81,3 +80,15 @@ class NioAgainstSynapseTests(unittest.TestCase):
         original = observed["original_as_paged"]
         self.assertEqual(original["content"]["body"], "nio 0")
         self.assertEqual(original["unsigned"]["m.relations"]["m.replace"]["event_id"], edit_id)
+
+
+class NioAgainstSynapseTests(NioChatScenarioMixin, unittest.TestCase):
+    """matrix-nio against Synapse: registration, rooms, edits, sync and paging work end to end."""
+
+    skip = None if SYNAPSE_PYTHON else "MXREF_SYNAPSE_PYTHON is not set: no Synapse interpreter to start"
+
+    def start_server(self):
+        server = SynapseProcess(self.mktemp(), python=SYNAPSE_PYTHON)
+        server.start()
+        self.addCleanup(server.stop)
+        return server
