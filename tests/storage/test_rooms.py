@@ -122,6 +122,27 @@ class RoomStoreConformanceMixin:
         self.assertEqual((yield self.store.rooms.get_membership_changes(BOB, token + 2)), [])
 
     @defer.inlineCallbacks
+    def test_large_state_deltas(self):
+        """A join with hundreds of members, then a large change, keeps state, members and counts exact."""
+        users = [f"@u{i}:host{i % 7}.test" for i in range(300)]
+        events, _ = yield self.populate("!big:example.org", joined=users)
+        factory = EventFactory("!big:example.org")
+        leaves = [factory.member(user, "leave") for user in users[:40]]
+        yield self.store.events.persist_events(PersistBatch(leaves, [RoomUpdate(
+            "!big:example.org",
+            state_delta_to_insert={("m.room.member", e.state_key): e.event_id for e in leaves},
+            state_delta_to_delete=[("m.room.member", user) for user in users[40:70]],
+        )]))
+        members = yield self.store.rooms.get_members("!big:example.org")
+        self.assertEqual(len(members), 270)
+        self.assertEqual({m.membership for u, m in members.items() if u in users[:40]}, {"leave"})
+        state = yield self.store.events.get_current_state_ids("!big:example.org", types=[("m.room.member", None)])
+        self.assertEqual(len(state), 270)
+        stats = yield self.store.rooms.get_room_stats("!big:example.org")
+        self.assertEqual(stats.joined_members, 230)
+        self.assertEqual(len((yield self.store.rooms.get_joined_hosts("!big:example.org"))), 7)
+
+    @defer.inlineCallbacks
     def test_out_of_band_invite(self):
         """A remote invite stored as an out-of-band outlier shows up as the user's invite."""
         factory = EventFactory("!remote:remote.test")

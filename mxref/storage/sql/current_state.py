@@ -78,6 +78,25 @@ def read_current_state_ids_txn(txn, room_id, types=None, at_stream=None):
     return filter_state_map(state, types)
 
 
+def _current_entries_txn(txn, room_id, keys):
+    """``{(type, state_key): event_id}`` of the room's current state for ``keys``
+    (one query per key for small deltas, one for the whole room otherwise)."""
+    if len(keys) > 20:
+        rows = txn.select(
+            "SELECT type, state_key, event_id FROM current_state_events WHERE room_id = ?", (room_id,)
+        )
+        return {(t, k): e for t, k, e in rows}
+    entries = {}
+    for event_type, state_key in keys:
+        event_id = txn.select_value(
+            "SELECT event_id FROM current_state_events WHERE room_id = ? AND type = ? AND state_key = ?",
+            (room_id, event_type, state_key),
+        )
+        if event_id is not None:
+            entries[(event_type, state_key)] = event_id
+    return entries
+
+
 def _memberships_of(txn, event_ids, known):
     """``{event_id: membership}`` for member events, from ``known`` or the events table."""
     result = {e: known[e] for e in event_ids if e in known}
@@ -119,32 +138,31 @@ def apply_state_delta_txn(txn, room_update, stream_ordering, batch_memberships, 
     room_id = room_update.room_id
     changes = [(key, None) for key in room_update.state_delta_to_delete]
     changes += [(key, event_id) for key, event_id in room_update.state_delta_to_insert.items()]
-    delta_rows = []
+    previous = _current_entries_txn(txn, room_id, [key for key, _ in changes])
+    delta_rows, deleted, upserted = [], [], []
     member_changes = {}
     stats_changes = {}
     for (event_type, state_key), event_id in changes:
-        prev_event_id = txn.select_value(
-            "SELECT event_id FROM current_state_events WHERE room_id = ? AND type = ? AND state_key = ?",
-            (room_id, event_type, state_key),
-        )
+        prev_event_id = previous.get((event_type, state_key))
         if prev_event_id == event_id:
             continue
         if event_id is None:
-            txn.execute(
-                "DELETE FROM current_state_events WHERE room_id = ? AND type = ? AND state_key = ?",
-                (room_id, event_type, state_key),
-            )
+            deleted.append((room_id, event_type, state_key))
         else:
-            txn.upsert(
-                "current_state_events",
-                {"room_id": room_id, "type": event_type, "state_key": state_key},
-                {"event_id": event_id},
-            )
+            upserted.append((room_id, event_type, state_key, event_id))
         delta_rows.append((stream_ordering, room_id, event_type, state_key, event_id, prev_event_id))
         if event_type == MEMBER:
             member_changes[state_key] = event_id
         if event_type in _STATS_BY_TYPE and state_key == "":
             stats_changes[event_type] = event_id
+    txn.execute_many(
+        "DELETE FROM current_state_events WHERE room_id = ? AND type = ? AND state_key = ?", deleted
+    )
+    txn.execute_many(
+        "INSERT INTO current_state_events (room_id, type, state_key, event_id) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_id = excluded.event_id",
+        upserted,
+    )
     txn.execute_many(
         "INSERT INTO current_state_deltas"
         " (stream_ordering, room_id, type, state_key, event_id, prev_event_id)"
@@ -160,23 +178,28 @@ def apply_state_delta_txn(txn, room_update, stream_ordering, batch_memberships, 
 def _apply_member_changes_txn(txn, room_id, member_changes, stream_ordering, batch_memberships):
     present = [e for e in member_changes.values() if e is not None]
     memberships = _memberships_of(txn, present, batch_memberships)
+    removed, recorded = [], []
     for user_id, event_id in member_changes.items():
         membership = memberships.get(event_id) if event_id is not None else None
         if membership is None:
-            txn.execute(
-                "DELETE FROM room_memberships WHERE room_id = ? AND user_id = ?", (room_id, user_id)
-            )
+            removed.append((room_id, user_id))
         else:
-            record_membership_txn(txn, room_id, user_id, membership, event_id, stream_ordering)
+            recorded.append((room_id, user_id, membership, event_id, stream_ordering))
+    txn.execute_many("DELETE FROM room_memberships WHERE room_id = ? AND user_id = ?", removed)
+    txn.execute_many(_RECORD_MEMBERSHIP_SQL, recorded)
+
+
+_RECORD_MEMBERSHIP_SQL = (
+    "INSERT INTO room_memberships (room_id, user_id, membership, event_id, stream_ordering)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (room_id, user_id) DO UPDATE SET"
+    " membership = excluded.membership, event_id = excluded.event_id,"
+    " stream_ordering = excluded.stream_ordering"
+)
 
 
 def record_membership_txn(txn, room_id, user_id, membership, event_id, stream_ordering):
     """Set a user's current membership of a room."""
-    txn.upsert(
-        "room_memberships",
-        {"room_id": room_id, "user_id": user_id},
-        {"membership": membership, "event_id": event_id, "stream_ordering": stream_ordering},
-    )
+    txn.execute(_RECORD_MEMBERSHIP_SQL, (room_id, user_id, membership, event_id, stream_ordering))
 
 
 def _update_room_stats_txn(txn, room_id, members_changed, stats_changes, batch_pdus):
