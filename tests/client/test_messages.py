@@ -190,8 +190,8 @@ class MessagesTests(RoomApiTestCase):
         await self.fails(400, "M_INVALID_PARAM", "GET", path, user=self.alice, query={"dir": "b", "from": "zzz"})
         await self.fails(400, "M_INVALID_PARAM", "GET", path, user=self.alice, query={"dir": "b", "to": "t1"})
         await self.fails(400, "M_NOT_JSON", "GET", path, user=self.alice, query={"dir": "b", "filter": "{"})
-        await self.fails(400, "M_BAD_JSON", "GET", path, user=self.alice, query={"dir": "b", "filter": "[]"})
-        await self.fails(400, "M_BAD_JSON", "GET", path, user=self.alice,
+        await self.fails(400, "M_INVALID_PARAM", "GET", path, user=self.alice, query={"dir": "b", "filter": "[]"})
+        await self.fails(400, "M_INVALID_PARAM", "GET", path, user=self.alice,
                          query={"dir": "b", "filter": filter_query(types="m.room.message")})
         await self.fails(403, "M_FORBIDDEN", "GET", path, user=self.carol, query={"dir": "b"})
         await self.fails(403, "M_FORBIDDEN", "GET", f"/rooms/{path_part('!gone:test.example')}/messages",

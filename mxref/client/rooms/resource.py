@@ -16,12 +16,12 @@ and ``GET /rooms/{roomId}/state/{eventType}/{stateKey}`` (``format=content|event
 ("API Standards"), missing fields 400 ``M_MISSING_PARAM``.
 """
 
-from mxref.client.rooms.event_filter import RoomEventFilter
+from mxref.client.rooms.event_filter import parse_room_event_filter
 from mxref.errors import MatrixError
 from mxref.http.request import (
     parse_integer,
+    parse_json_from_query,
     parse_json_object,
-    parse_json_object_from_query,
     parse_string,
     parse_strings,
     require_fields,
@@ -327,7 +327,7 @@ class RoomReadingResource:
         from_token = parse_string(request, "from")
         to_token = parse_string(request, "to")
         limit = parse_integer(request, "limit", default=DEFAULT_MESSAGES_LIMIT, minimum=0)
-        event_filter = RoomEventFilter.parse(parse_json_object_from_query(request, "filter"))
+        event_filter = parse_room_event_filter(parse_json_from_query(request, "filter"))
         return 200, await self._reader.get_messages(
             requester, room_id, from_token, to_token, direction, limit, event_filter
         )
@@ -337,5 +337,5 @@ class RoomReadingResource:
         requester = await self._authenticator.authenticate(request)
         _check_room_id(room_id)
         limit = parse_integer(request, "limit", default=DEFAULT_CONTEXT_LIMIT, minimum=0)
-        event_filter = RoomEventFilter.parse(parse_json_object_from_query(request, "filter"))
+        event_filter = parse_room_event_filter(parse_json_from_query(request, "filter"))
         return 200, await self._reader.get_context(requester, room_id, event_id, limit, event_filter)

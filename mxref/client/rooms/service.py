@@ -27,7 +27,6 @@ Spec (v1.19), Client-Server API:
 import attr
 from twisted.logger import Logger
 
-from mxref.client.rooms.event_filter import RoomEventFilter
 from mxref.client.serialise import add_prev_content, format_client_event
 from mxref.client.tokens import format_room_position, parse_pagination_token
 from mxref.errors import MatrixError
@@ -417,7 +416,7 @@ class RoomReader:
         :param to_token: where to stop, or ``None``.
         :param direction: ``"b"`` (newest first) or ``"f"`` (oldest first).
         :param limit: the most events to return.
-        :param event_filter: a :class:`~mxref.client.rooms.event_filter.RoomEventFilter`.
+        :param event_filter: an :class:`~mxref.client.filters.filtering.EventFilter`.
         :returns: (coroutine) ``{start, end?, chunk, state}``.
         """
         access = await self._read_access(requester.user_id, room_id)
@@ -449,7 +448,7 @@ class RoomReader:
                     break
                 consumed += 1
                 end = event.position_before if direction == "b" else event.position
-                if event.event_id in visible_ids and event_filter.allows(event):
+                if event.event_id in visible_ids and event_filter.matches_stored(event):
                     chunk.append(event)
             exhausted = consumed == len(batch) and len(batch) < wanted
         response = {
@@ -489,7 +488,7 @@ class RoomReader:
             last = position
             if batch:
                 last = batch[-1].position_before if direction == "b" else batch[-1].position
-            return [e for e in visible if event_filter.allows(e)], last
+            return [e for e in visible if event_filter.matches_stored(e)], last
 
         before, start = await around(target.position_before, before_limit, "b")
         after, end = await around(target.position, after_limit, "f")
@@ -499,7 +498,7 @@ class RoomReader:
         else:
             ids = await self._state.get_state_group_ids(last_event.state_group) if last_event.state_group else {}
             stored = await self._events.get_events(list(ids.values()))
-            state_events = [stored[i] for _, i in sorted(ids.items()) if i in stored and event_filter.allows(stored[i])]
+            state_events = [stored[i] for _, i in sorted(ids.items()) if i in stored and event_filter.matches_stored(stored[i])]
             state = await self._serialise(state_events, version)
         return {
             "start": format_room_position(start),
