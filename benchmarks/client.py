@@ -168,36 +168,52 @@ def make_server(kind: str, workdir: str, database: dict | None, synapse_python: 
     return MxrefProcess(workdir, database=database)
 
 
+class WorkloadError(Exception):
+    """A step of the workload failed; the message names the step and the server's answer."""
+
+
 def one_run(kind: str, workdir: str, database: dict | None, options) -> dict:
-    """Start a fresh server, run the whole workload once, stop it; returns the figures."""
+    """Start a fresh server, run the whole workload once, stop it; returns the figures.
+
+    :raises WorkloadError: naming the step that failed.
+    """
     server = make_server(kind, workdir, database, options.synapse_python)
+    step = "start"
     log(f"{kind}: starting in {workdir}")
-    server.start()
     try:
+        server.start()
         time.sleep(options.settle)
         figures = {"rss_idle_mib": server.rss_kib() / 1024}
+        step = "register users"
         sender = server.client_for("sender")
         receiver = server.client_for("receiver")
         senders = [server.client_for(f"user{i}") for i in range(options.concurrency)]
+        step = "set up rooms"
         room_id = sender.create_room(preset="public_chat", name="bench")
         latency_room = sender.create_room(preset="public_chat", name="latency")
         for client in senders:
             client.join(room_id)
         receiver.join(latency_room)
 
+        step = "sequential sends"
         log(f"{kind}: {options.messages} sequential sends")
         figures["sequential_eps"] = measure_sequential(sender, room_id, options.messages)
+        step = "concurrent sends"
         log(f"{kind}: {options.messages} sends from {options.concurrency} clients")
         figures["concurrent_eps"] = measure_concurrent(senders, room_id, options.messages)
+        step = "send-to-sync latency"
         log(f"{kind}: {options.latency_samples} send-to-sync samples")
         latencies = measure_latency(sender, receiver, latency_room, options.latency_samples)
         figures["latency_p50_ms"] = percentile(latencies, 0.50)
         figures["latency_p95_ms"] = percentile(latencies, 0.95)
+        step = "createRoom"
         log(f"{kind}: {options.rooms} createRoom calls")
         figures["create_room_rps"] = measure_create_room(sender, options.rooms)
         figures["rss_after_mib"] = server.rss_kib() / 1024
         log(f"{kind}: {json.dumps({k: round(v, 2) for k, v in figures.items()})}")
         return figures
+    except Exception as e:
+        raise WorkloadError(f"{step}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
     finally:
         server.stop()
 
@@ -211,19 +227,20 @@ def summarise(runs: list) -> dict:
 
 
 def markdown_table(columns: dict, options) -> str:
-    """One row per metric, one column per server: ``median (min-max)``."""
+    """One row per metric, one column per server: ``median (min-max)``; failures listed below."""
     header = "| Metric | Unit | " + " | ".join(columns) + " |"
     lines = [header, "|" + "---|" * (len(columns) + 2)]
+    notes = [f"- {label}: {result}" for label, result in columns.items() if isinstance(result, str)]
     for key, label, unit, number in METRICS:
         cells = []
         for result in columns.values():
             if isinstance(result, str):
-                cells.append(result)
+                cells.append("failed")
                 continue
             median, low, high = result[key]
             cells.append(f"{number.format(median)} ({number.format(low)}–{number.format(high)})")
         lines.append(f"| {label.format(concurrency=options.concurrency)} | {unit} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines + ([""] + notes if notes else []))
 
 
 def machine_description() -> str:
@@ -277,7 +294,7 @@ def main(argv=None) -> int:
                     runs.append(one_run(kind, os.path.join(scratch, f"{kind}-{run}"), database, options))
             except Exception as e:
                 log(f"{kind}: failed: {e}")
-                columns[label] = f"failed: {type(e).__name__}"
+                columns[label] = f"failed at {e}"
                 raw[label] = {"error": str(e), "runs": runs}
                 continue
             columns[label] = summarise(runs)

@@ -485,9 +485,11 @@ class SynapseProcess(HomeserverProcess):
         start_timeout: float = 60.0,
     ):
         super().__init__(workdir, server_name, database, config_overrides, start_timeout)
-        self.python = python or os.environ.get("MXREF_SYNAPSE_PYTHON")
-        if not self.python:
+        python = python or os.environ.get("MXREF_SYNAPSE_PYTHON")
+        if not python:
             raise ValueError("no Synapse interpreter: pass python= or set MXREF_SYNAPSE_PYTHON")
+        # The server runs in workdir, so a relative path must be made absolute here.
+        self.python = os.path.abspath(python) if os.sep in python else python
 
     def write_config(self) -> None:
         """Write ``homeserver.yaml`` and the WARNING-level log config for Synapse."""
