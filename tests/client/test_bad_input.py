@@ -57,6 +57,7 @@ class JunkInputTests(FullRoomApiTestCase):
             "userId": self.alice.user_id, "eventType": "m.room.message", "stateKey": "", "txnId": "t1",
             "receiptType": "m.read", "keyName": "displayname",
         }
+        other_types = ("m.room.create", "m.room.member", "m.room.power_levels", "m.room.redaction", "")
         junk_params = ("x", "!", "#", "@", "$", "%00", "a" * 300)
         routes = self.routes()
         self.assertGreater(len(routes), 30)
@@ -81,6 +82,10 @@ class JunkInputTests(FullRoomApiTestCase):
                 for name in QUERY_NAMES:
                     for value in QUERY_VALUES:
                         await self.expect_no_server_error(method, path + "?" + urlencode({name: value}))
+            if "{eventType}" in pattern:
+                for event_type in other_types:
+                    await self.expect_no_server_error(method, fill({"eventType": event_type, "txnId": event_type}),
+                                                      {"membership": "join", "users": {}})
             for name in real:
                 if "{" + name + "}" in pattern:
                     for value in junk_params:

@@ -66,6 +66,8 @@ class CreateRoomTests(RoomApiTestCase):
         await self.fails(400, "M_INVALID_PARAM", "POST", "/createRoom", {"invite": ["bob"]}, self.alice)
         await self.fails(400, "M_UNSUPPORTED_ROOM_VERSION", "POST", "/createRoom", {"room_version": "99"}, self.alice)
         await self.fails(400, "M_INVALID_PARAM", "POST", "/createRoom", {"room_alias_name": "a:b"}, self.alice)
+        await self.fails(400, "M_INVALID_PARAM", "POST", "/createRoom",
+                         {"initial_state": [{"type": "m.room.create", "content": {}}]}, self.alice)
         await self.fails(
             400, "M_UNRECOGNIZED", "POST", "/createRoom",
             {"invite_3pid": [{"id_server": "i", "medium": "email", "address": "a@b"}]}, self.alice,
@@ -223,6 +225,8 @@ class SendAndStateTests(RoomApiTestCase):
         await self.fails(400, "M_NOT_JSON", "PUT", f"/rooms/{room}/send/m.room.message/3", b"x", self.alice)
         await self.fails(404, "M_NOT_FOUND", "PUT", f"/rooms/{path_part('!no:test.example')}/send/m.room.message/4",
                          {"body": "x"}, self.alice)
+        await self.fails(403, "M_FORBIDDEN", "PUT", f"/rooms/{room}/send/m.room.create/5", {}, self.alice)
+        await self.fails(403, "M_FORBIDDEN", "PUT", f"/rooms/{room}/state/m.room.create/", {}, self.alice)
 
     @deferred_test
     async def test_state_put_and_get(self):

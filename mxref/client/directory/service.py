@@ -61,11 +61,11 @@ def public_room_entry(stats):
         "num_joined_members": stats.joined_members,
         "world_readable": stats.history_visibility == "world_readable",
         "guest_can_join": stats.guest_access == "can_join",
-        "join_rule": stats.join_rule or "invite",
+        "join_rule": stats.join_rule if isinstance(stats.join_rule, str) else "invite",
     }
     for name in ("name", "topic", "avatar_url", "canonical_alias", "room_type"):
         value = getattr(stats, name)
-        if value is not None:
+        if isinstance(value, str):
             entry[name] = value
     return entry
 

@@ -116,6 +116,8 @@ def parse_create_room_body(body):
                 raise _bad_type("initial_state", "a list of objects")
             if not isinstance(entry.get("type"), str) or not entry["type"]:
                 raise _bad_type("initial_state[].type", "a non-empty string")
+            if entry["type"] == "m.room.create":
+                raise MatrixError(400, "M_INVALID_PARAM", "initial_state cannot hold m.room.create: use creation_content")
             if not isinstance(entry.get("state_key", ""), str):
                 raise _bad_type("initial_state[].state_key", "a string")
             if not isinstance(entry.get("content"), dict):

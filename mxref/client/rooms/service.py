@@ -88,6 +88,12 @@ class RoomActions:
         self._rooms = rooms
         self._limiter = message_limiter
 
+    @staticmethod
+    def _check_not_create(event_type):
+        """A room has exactly one ``m.room.create`` event, made with the room."""
+        if event_type == "m.room.create":
+            raise MatrixError(403, "M_FORBIDDEN", "m.room.create can only be sent when the room is created")
+
     def _check_rate(self, requester):
         if self._limiter is not None:
             self._limiter.check(requester.user_id)
@@ -107,6 +113,7 @@ class RoomActions:
 
         :returns: (coroutine) the event ID.
         """
+        self._check_not_create(event_type)
         existing = await self._events.get_event_by_txn_id(requester.user_id, requester.device_id, txn_id)
         if existing is None:
             self._check_rate(requester)
@@ -121,6 +128,7 @@ class RoomActions:
 
         :returns: (coroutine) the event ID.
         """
+        self._check_not_create(event_type)
         current = await self._events.get_current_state(room_id, types=[(event_type, state_key)])
         same = current.get((event_type, state_key))
         if same is not None and same.sender == requester.user_id and same.pdu.get("content") == content:
