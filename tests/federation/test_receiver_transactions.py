@@ -1,0 +1,106 @@
+"""Inbound transactions and EDUs: limits, per-PDU results, deduplication, typing and receipts."""
+
+from twisted.internet import defer, reactor
+from twisted.internet.task import Clock
+from twisted.trial import unittest
+
+from mxref.client.receipts.typing import TypingTracker
+from mxref.errors import MatrixError
+from mxref.events.signing import generate_signing_key
+from mxref.federation.receiver.edus import EduRouter, ReceiptEduReceiver, TypingEduReceiver
+from mxref.federation.receiver.transactions import TransactionReceiver
+from tests.federation.receiver_support import REMOTE, ReceiverFixture
+
+
+class TransactionTests(ReceiverFixture, unittest.TestCase):
+    """``PUT /send/{txnId}`` as the transaction receiver sees it."""
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        yield super().setUp()
+        self.typing = TypingTracker(Clock(), self.notifier)
+        self.router = EduRouter()
+        self.router.register("m.typing", TypingEduReceiver(self.typing, self.store.rooms, self.acl).on_edu)
+        self.router.register(
+            "m.receipt", ReceiptEduReceiver(self.store.client_data, self.store.rooms, self.notifier, self.acl).on_edu
+        )
+        self.transactions = TransactionReceiver(
+            self.store.federation, self.store.rooms, self.receiver, self.router, reactor
+        )
+
+    def send(self, txn_id, pdus=(), edus=()):
+        return self.transactions.on_transaction(
+            REMOTE, txn_id, {"origin": REMOTE, "origin_server_ts": 1, "pdus": list(pdus), "edus": list(edus)}
+        )
+
+    @defer.inlineCallbacks
+    def test_results_per_pdu(self):
+        """Each PDU gets an entry: empty for an accepted one, an error for a bad one."""
+        join_id, join = self.remote.build(self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob)
+        bad_id, bad = self.remote.build(
+            self.bob, "m.room.message", {"body": "x"}, signing_key=generate_signing_key("r1")
+        )
+        code, body = yield self.send("t1", [join, bad])
+        self.assertEqual(code, 200)
+        self.assertEqual(body["pdus"][join_id], {})
+        self.assertIn("error", body["pdus"][bad_id])
+
+    @defer.inlineCallbacks
+    def test_retry_gets_the_same_response_without_reprocessing(self):
+        """A transaction repeated with the same ID gets the first response and changes nothing."""
+        _, join = self.remote.build(self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob)
+        first = yield self.send("t1", [join])
+        _, message = self.remote.build(self.bob, "m.room.message", {"body": "x"})
+        again = yield self.send("t1", [message])
+        self.assertEqual(again, first)
+        self.assertEqual(len((yield self.store.events.get_forward_extremities(self.room_id))), 1)
+
+    @defer.inlineCallbacks
+    def test_concurrent_retry_shares_the_answer(self):
+        """A retry arriving while the first delivery is processed gets the same answer."""
+        join_id, join = self.remote.build(self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob)
+        first, second = self.send("t2", [join]), self.send("t2", [join])
+        results = yield defer.gatherResults([first, second])
+        self.assertEqual(results[0], results[1])
+        self.assertEqual(results[0][1]["pdus"], {join_id: {}})
+
+    def test_limits(self):
+        """More than 50 PDUs or 100 EDUs is refused with 400."""
+        for pdus, edus in (([{}] * 51, []), ([], [{}] * 101)):
+            failure = self.failureResultOf(self.send("big", pdus, edus), MatrixError)
+            self.assertEqual(failure.value.code, 400)
+        self.failureResultOf(self.transactions.on_transaction(REMOTE, "x", {"edus": []}), MatrixError)
+
+    @defer.inlineCallbacks
+    def test_typing_edu_reaches_the_tracker(self):
+        """A joined remote user's typing notification shows in the room; another server's user's does not."""
+        yield self.send("t1", [self.remote.build(self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob)[1]])
+        edus = [
+            {"edu_type": "m.typing", "content": {"room_id": self.room_id, "user_id": self.bob, "typing": True}},
+            {"edu_type": "m.typing", "content": {"room_id": self.room_id, "user_id": "@x:other.example", "typing": True}},
+            {"edu_type": "m.unknown", "content": {}},
+        ]
+        yield self.send("t2", edus=edus)
+        self.assertEqual(self.typing.typing_in(self.room_id), [self.bob])
+
+    @defer.inlineCallbacks
+    def test_receipt_edu_is_stored(self):
+        """A joined remote user's read receipt is stored with its data."""
+        join_id, join = self.remote.build(self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob)
+        yield self.send("t1", [join])
+        content = {self.room_id: {"m.read": {self.bob: {"event_ids": [join_id], "data": {"ts": 5}}}}}
+        yield self.send("t2", edus=[{"edu_type": "m.receipt", "content": content}])
+        receipts = yield self.store.client_data.get_receipts_since([self.room_id], 0)
+        self.assertEqual([(r.user_id, r.event_id, r.data) for r in receipts], [(self.bob, join_id, {"ts": 5})])
+
+    @defer.inlineCallbacks
+    def test_receipts_of_acl_denied_rooms_are_ignored(self):
+        """Receipts for a room whose ACL denies the origin are dropped."""
+        join_id, join = self.remote.build(self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob)
+        yield self.send("t1", [join])
+        yield self.creator.send_event(
+            self.room_id, self.alice, "m.room.server_acl", {"allow": ["*"], "deny": [REMOTE]}, state_key=""
+        )
+        content = {self.room_id: {"m.read": {self.bob: {"event_ids": [join_id], "data": {"ts": 5}}}}}
+        yield self.send("t2", edus=[{"edu_type": "m.receipt", "content": content}])
+        self.assertEqual((yield self.store.client_data.get_receipts_since([self.room_id], 0)), [])
