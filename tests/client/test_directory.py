@@ -1,7 +1,13 @@
 """Room aliases, directory visibility and ``/publicRooms`` over HTTP."""
 
+from twisted.internet import defer
+from zope.interface import implementer
+
 from mxref.client.directory.resource import DirectoryResource
 from mxref.client.directory.service import RoomDirectory
+from mxref.errors import MatrixError
+from mxref.rooms.interfaces import IRemoteRooms, NoRemoteRooms
+from mxref.rooms.membership import MembershipUpdater
 from tests.client.rooms_support import RoomApiTestCase, path_part
 from tests.client.support import deferred_test
 
@@ -15,8 +21,16 @@ class DirectoryTestCase(RoomApiTestCase):
 
     allow_public_rooms_without_auth = False
 
+    def remote_rooms(self):
+        """The IRemoteRooms remote aliases are resolved through."""
+        return NoRemoteRooms()
+
     def add_more_routes(self):
-        self.directory = RoomDirectory(self.store.events, self.store.rooms, self.membership, self.server_name)
+        membership = MembershipUpdater(
+            self.store.events, self.store.rooms, self.store.accounts, self.creator, self.remote_rooms(),
+            self.server_name,
+        )
+        self.directory = RoomDirectory(self.store.events, self.store.rooms, membership, self.server_name)
         self.harness.add_routes(DirectoryResource(
             self.directory, self.harness.authenticator, self.server_name,
             allow_public_rooms_without_auth=self.allow_public_rooms_without_auth,
@@ -170,3 +184,35 @@ class PublicRoomsWithoutAuthTests(DirectoryTestCase):
         self.assertEqual([r["room_id"] for r in listed["chunk"]], [room_id])
         await self.fails(401, "M_MISSING_TOKEN", "POST", "/publicRooms", {})
         await self.fails(401, "M_UNKNOWN_TOKEN", "GET", "/publicRooms", token="bogus")
+
+
+@implementer(IRemoteRooms)
+class KnownRemoteAliases(NoRemoteRooms):
+    """Answers alias queries from a dict, as the federation layer would from other servers."""
+
+    def __init__(self, aliases):
+        self.aliases = aliases
+        self.asked = []
+
+    def resolve_alias(self, alias):
+        self.asked.append(alias)
+        if alias not in self.aliases:
+            return defer.fail(MatrixError(404, "M_NOT_FOUND", f"Room alias {alias} not found"))
+        return defer.succeed(self.aliases[alias])
+
+
+class RemoteAliasTests(DirectoryTestCase):
+    """Aliases of other servers are asked of those servers."""
+
+    def remote_rooms(self):
+        self.remote = KnownRemoteAliases({"#far:elsewhere.example": ("!far:elsewhere.example", ["elsewhere.example"])})
+        return self.remote
+
+    @deferred_test
+    async def test_remote_alias(self):
+        """A remote alias resolves through IRemoteRooms; an unknown one is 404; local ones are not asked."""
+        resolved = await self.ok("GET", alias_path("#far:elsewhere.example"), spec=ALIAS_SPEC)
+        self.assertEqual(resolved, {"room_id": "!far:elsewhere.example", "servers": ["elsewhere.example"]})
+        await self.fails(404, "M_NOT_FOUND", "GET", alias_path("#near:elsewhere.example"))
+        await self.fails(404, "M_NOT_FOUND", "GET", alias_path("#near:test.example"))
+        self.assertEqual(self.remote.asked, ["#far:elsewhere.example", "#near:elsewhere.example"])

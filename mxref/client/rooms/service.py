@@ -391,13 +391,14 @@ class RoomReader:
         return await self._serialise([stored[i] for i in ids if i in stored], version)
 
     async def get_joined_members(self, requester, room_id):
-        """The joined members with their display names and avatars, for a joined user.
+        """The joined members with their display names and avatars. The spec: "The current user
+        must be in the room for it to work".
 
         :returns: (coroutine) ``{user_id: {"display_name": ..., "avatar_url": ...}}``.
         """
         await self._room_version(room_id)
         members = await self._rooms.get_members(room_id, membership="join")
-        if requester.user_id not in members and not await self._is_world_readable(room_id):
+        if requester.user_id not in members:
             raise MatrixError(403, "M_FORBIDDEN", f"User {requester.user_id} is not in room {room_id}")
         stored = await self._events.get_events([m.event_id for m in members.values()])
         joined = {}
