@@ -24,6 +24,7 @@ The methods block (they use ``subprocess`` and ``http.client``); the
 Deferreds, for trial tests that need the reactor to keep turning meanwhile.
 """
 
+import abc
 import datetime
 import hashlib
 import hmac
@@ -176,7 +177,7 @@ class HomeserverStartError(Exception):
     """A homeserver process exited or did not answer in time; the message holds its log tail."""
 
 
-class HomeserverProcess:
+class HomeserverProcess(abc.ABC):
     """What :class:`SynapseProcess` and :class:`MxrefProcess` share: ports, a config file, a
     child process, readiness polling, registration through the shared-secret API.
 
@@ -220,13 +221,13 @@ class HomeserverProcess:
 
     # --- what subclasses define ------------------------------------------------------
 
+    @abc.abstractmethod
     def write_config(self) -> None:
         """Write ``homeserver.yaml`` (and anything else the server reads) into ``workdir``."""
-        raise TypeError(f"{type(self).__name__} must define write_config")
 
+    @abc.abstractmethod
     def command(self) -> list:
         """The argument vector that starts the server in the foreground."""
-        raise TypeError(f"{type(self).__name__} must define command")
 
     def environment(self) -> dict:
         """The environment of the child process."""
@@ -249,11 +250,19 @@ class HomeserverProcess:
         """The server's process ID while it runs."""
         return self.process.pid if self.process is not None else None
 
-    def _prepare_keys(self) -> None:
+    def prepare(self) -> None:
+        """Write the TLS certificate, the signing key and the config, if not done yet; blocking.
+
+        :meth:`start` calls this; call it directly to inspect the files without starting.
+        """
+        if self._prepared:
+            return
         if not os.path.exists(self.tls_certificate_path):
             write_self_signed_certificate(self.tls_certificate_path, self.tls_private_key_path)
         if not os.path.exists(self.signing_key_path):
             write_signing_key(self.signing_key_path)
+        self.write_config()
+        self._prepared = True
 
     def common_config(self) -> dict:
         """The ``homeserver.yaml`` keys both servers understand (Synapse's format)."""
@@ -308,10 +317,7 @@ class HomeserverProcess:
         """
         if self.process is not None and self.process.poll() is None:
             raise RuntimeError(f"{self.kind} is already running as process {self.process.pid}")
-        if not self._prepared:
-            self._prepare_keys()
-            self.write_config()
-            self._prepared = True
+        self.prepare()
         with open(self.stdout_path, "ab") as out:
             self.process = subprocess.Popen(
                 self.command(),

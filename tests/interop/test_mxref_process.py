@@ -26,8 +26,7 @@ class MxrefProcessConfigTests(unittest.TestCase):
     def test_written_config_loads(self):
         """mxref reads the harness's config: server name, client and TLS federation ports, SQLite in data/."""
         server = MxrefProcess(self.mktemp())
-        server._prepare_keys()
-        server.write_config()
+        server.prepare()
         config = load_config(server.config_path)
         self.assertEqual(config.server_name, f"localhost:{server.federation_port}")
         listeners = {listener.port: listener for listener in config.listeners}
@@ -41,8 +40,7 @@ class MxrefProcessConfigTests(unittest.TestCase):
     def test_overrides_replace_generated_keys(self):
         """config_overrides replace top-level keys of the generated config."""
         server = MxrefProcess(self.mktemp(), config_overrides={"enable_registration": False})
-        server._prepare_keys()
-        server.write_config()
+        server.prepare()
         self.assertFalse(load_config(server.config_path).registration.enable_registration)
 
 

@@ -87,8 +87,7 @@ class HarnessOfflineTests(unittest.TestCase):
     def test_synapse_config_is_loopback_federation(self):
         """The written homeserver.yaml names localhost:<fedport> with a TLS federation listener."""
         server = SynapseProcess(self.mktemp(), python=sys.executable)
-        server._prepare_keys()
-        server.write_config()
+        server.prepare()
         with open(server.config_path) as f:
             config = yaml.safe_load(f)
         self.assertEqual(config["server_name"], f"localhost:{server.federation_port}")
