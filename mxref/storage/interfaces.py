@@ -172,6 +172,15 @@ class IEventStore(Interface):
         :returns: Deferred firing with an event ID or ``None``.
         """
 
+    def get_txn_ids(user_id, device_id, event_ids):
+        """The client transaction IDs with which one device sent some events, so that the
+        device can recognise its own echoes (``unsigned.transaction_id``).
+
+        :param device_id: ``None`` for a device-less access token.
+        :returns: Deferred firing with ``{event_id: txn_id}`` for those of ``event_ids`` that
+            this user and device sent with a transaction ID.
+        """
+
     def get_prev_event_ids(event_id):
         """The ``prev_events`` of a stored event.
 
@@ -409,6 +418,13 @@ class IAccountStore(Interface):
 
     def delete_access_token(token):
         """:returns: Deferred firing with ``True`` if the token existed."""
+
+    def delete_access_tokens_for_device(user_id, device_id, except_token=None):
+        """Delete the access tokens of one device (a new login to an existing device ID
+        replaces them), keeping the device itself.
+
+        :returns: Deferred firing with the number deleted.
+        """
 
     def delete_all_access_tokens(user_id, except_token=None):
         """Delete all of a user's access tokens (``/logout/all``).

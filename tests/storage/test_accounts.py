@@ -82,6 +82,20 @@ class AccountStoreConformanceMixin:
         self.assertIsNotNone((yield self.store.accounts.get_user_by_access_token("b1")))
 
     @defer.inlineCallbacks
+    def test_delete_tokens_of_one_device(self):
+        """A device's tokens can be revoked without touching other devices or the device record."""
+        yield self.store.accounts.create_user(ALICE, "h")
+        yield self.store.accounts.create_device(ALICE, "D1")
+        yield self.store.accounts.add_access_token(ALICE, "D1", "old", 1)
+        yield self.store.accounts.add_access_token(ALICE, "D1", "new", 2)
+        yield self.store.accounts.add_access_token(ALICE, "D2", "other", 3)
+        self.assertEqual((yield self.store.accounts.delete_access_tokens_for_device(ALICE, "D1", except_token="new")), 1)
+        self.assertIsNone((yield self.store.accounts.get_user_by_access_token("old")))
+        self.assertIsNotNone((yield self.store.accounts.get_user_by_access_token("new")))
+        self.assertIsNotNone((yield self.store.accounts.get_user_by_access_token("other")))
+        self.assertIsNotNone((yield self.store.accounts.get_device(ALICE, "D1")))
+
+    @defer.inlineCallbacks
     def test_deactivate(self):
         """Deactivating removes the password, tokens and devices but keeps the account record."""
         yield self.store.accounts.create_user(ALICE, "h")

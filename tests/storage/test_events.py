@@ -358,6 +358,18 @@ class EventStoreConformanceMixin:
         self.assertIsNone((yield self.store.events.get_event_by_txn_id(BOB, "DEV", "t1")))
 
     @defer.inlineCallbacks
+    def test_txn_ids_of_events(self):
+        """A device can look up the transaction IDs of its own events, and only its own."""
+        mine = self.events.make("m.room.message", txn=ClientTxn(ALICE, "DEV", "t1"))
+        other_device = self.events.make("m.room.message", txn=ClientTxn(ALICE, "DEV2", "t2"))
+        no_txn = self.events.make("m.room.message")
+        yield self.persist(mine, other_device, no_txn)
+        ids = [mine.event_id, other_device.event_id, no_txn.event_id]
+        self.assertEqual((yield self.store.events.get_txn_ids(ALICE, "DEV", ids)), {mine.event_id: "t1"})
+        self.assertEqual((yield self.store.events.get_txn_ids(BOB, "DEV", ids)), {})
+        self.assertEqual((yield self.store.events.get_txn_ids(ALICE, "DEV", [])), {})
+
+    @defer.inlineCallbacks
     def test_prev_event_ids_keep_pdu_order(self):
         """prev_event_ids come back in the order the PDU lists them."""
         a = self.events.make("m.room.message", event_id="$zzz:example.org")

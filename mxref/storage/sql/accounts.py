@@ -159,6 +159,18 @@ class SqlAccountStore:
         """See :meth:`IAccountStore.delete_access_token`."""
         return self._changed("delete_access_token", "DELETE FROM access_tokens WHERE token = ?", token)
 
+    def delete_access_tokens_for_device(self, user_id, device_id, except_token=None):
+        """See :meth:`IAccountStore.delete_access_tokens_for_device`."""
+
+        def txn_func(txn):
+            txn.execute(
+                "DELETE FROM access_tokens WHERE user_id = ? AND device_id = ? AND token <> ?",
+                (user_id, device_id, except_token or ""),
+            )
+            return txn.rowcount
+
+        return self._db.run_interaction("delete_access_tokens_for_device", txn_func)
+
     def delete_all_access_tokens(self, user_id, except_token=None):
         """See :meth:`IAccountStore.delete_all_access_tokens`."""
 

@@ -474,6 +474,22 @@ class SqlEventStore:
         d.addCallback(lambda rows: rows[0][0] if rows else None)
         return d
 
+    def get_txn_ids(self, user_id, device_id, event_ids):
+        """See :meth:`IEventStore.get_txn_ids`."""
+
+        def txn_func(txn):
+            rows = txn.select_in(
+                "SELECT event_id, txn_id FROM event_txn_ids WHERE user_id = ? AND device_id = ? AND {in_list}",
+                "event_id",
+                list(event_ids),
+                args_before=(user_id, device_id or ""),
+            )
+            return {event_id: txn_id for event_id, txn_id in rows}
+
+        if not event_ids:
+            return defer.succeed({})
+        return self._db.run_interaction("get_txn_ids", txn_func)
+
     def get_prev_event_ids(self, event_id):
         """See :meth:`IEventStore.get_prev_event_ids`."""
 
