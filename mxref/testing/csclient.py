@@ -249,9 +249,16 @@ class CSClient:
         """Invite ``user_id`` into ``room_id``; blocking."""
         self.request("POST", f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/invite", {"user_id": user_id})
 
-    def join(self, room_id_or_alias: str) -> str:
-        """Join a room by ID or alias; blocking. Returns the room ID."""
-        return self.request("POST", f"/_matrix/client/v3/join/{quote(room_id_or_alias, safe='')}", {})["room_id"]
+    def join(self, room_id_or_alias: str, via: list | tuple = ()) -> str:
+        """Join a room by ID or alias; blocking. Returns the room ID.
+
+        :param via: servers to join through (the ``via`` query parameter), needed to join a
+            room by ID that no user of this server is in yet.
+        """
+        path = f"/_matrix/client/v3/join/{quote(room_id_or_alias, safe='')}"
+        if via:
+            path += "?" + urlencode([("via", server) for server in via])
+        return self.request("POST", path, {})["room_id"]
 
     def send_event(self, room_id: str, event_type: str, content: dict, txn_id: str | None = None) -> str:
         """``PUT /rooms/{roomId}/send/{eventType}/{txnId}``; blocking.

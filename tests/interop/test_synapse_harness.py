@@ -213,3 +213,24 @@ class SynapseHarnessTests(unittest.TestCase):
         self.assertFalse(server.is_running())
         with self.assertRaises(OSError):
             socket.create_connection(("127.0.0.1", server.client_port), timeout=2).close()
+
+
+class SynapseFederationTests(unittest.TestCase):
+    """Two harness-started Synapses federate over loopback TLS with self-signed certificates."""
+
+    skip = SKIP_SYNAPSE
+
+    def test_join_and_talk_over_federation(self):
+        """Bob on server B joins Alice's room on server A by ID via A; each sees the other's message."""
+        server_a, server_b = start_synapse(self), start_synapse(self)
+        alice, bob = server_a.client_for("alice"), server_b.client_for("bob")
+        room_id = alice.create_room(preset="public_chat")
+
+        self.assertEqual(bob.join(room_id, via=[server_a.server_name]), room_id)
+        from_bob = bob.send_message(room_id, "hello from B")
+        alice.sync_until(lambda r: from_bob in [e["event_id"] for e in timeline_events(r, room_id)])
+        from_alice = alice.send_message(room_id, "hello from A")
+        response, _ = bob.sync_until(lambda r: from_alice in [e["event_id"] for e in timeline_events(r, room_id)])
+        event = next(e for e in timeline_events(response, room_id) if e["event_id"] == from_alice)
+        self.assertEqual(event["sender"], f"@alice:{server_a.server_name}")
+        self.assertEqual(event["content"]["body"], "hello from A")
