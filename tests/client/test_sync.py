@@ -150,6 +150,26 @@ class InitialSyncTests(SyncFixture, unittest.TestCase):
         self.assertEqual(body["device_lists"], {"changed": [], "left": []})
 
     @deferred_test
+    async def test_transaction_id_only_for_the_sending_device(self):
+        """The device that sent a message sees its transaction ID in unsigned; others do not."""
+        room_id = await self.room(self.alice, preset="public_chat")
+        await self.membership.join(self.bob.user_id, room_id)
+        event_id, _ = await self.creator.send_event(
+            room_id, self.alice.user_id, "m.room.message", {"msgtype": "m.text", "body": "hi"},
+            txn=(self.alice.device_id, "txn-1"),
+        )
+        other_device = await self.harness.login.start_session(self.alice.user_id)
+        for user, token, expected in (
+            (self.alice, self.alice.access_token, "txn-1"),
+            (self.bob, self.bob.access_token, None),
+            (self.alice, other_device[1], None),
+        ):
+            response = await self.harness.request("GET", "/_matrix/client/v3/sync", token=token)
+            events = response.json()["rooms"]["join"][room_id]["timeline"]["events"]
+            sent = [e for e in events if e["event_id"] == event_id][0]
+            self.assertEqual(sent["unsigned"].get("transaction_id"), expected)
+
+    @deferred_test
     async def test_r0_path(self):
         """The legacy r0 path serves the same sync."""
         room_id = await self.room(self.alice)

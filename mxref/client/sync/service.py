@@ -180,15 +180,37 @@ class SyncService:
                 requester.user_id, since_token, upto, sync_filter, full_state, use_state_after
             )
             if since_token is None or full_state or has_updates(response):
-                return response
+                break
             remaining = deadline_ms - self._now_ms()
             if remaining <= 0:
-                return response
+                break
             notification = yield self._notifier.wait_for(
                 requester.user_id, room_ids, lambda n, upto=upto: is_past(n, upto), remaining
             )
             if notification is None:
-                return response
+                break
+        yield self._add_transaction_ids(requester, response)
+        return response
+
+    @defer.inlineCallbacks
+    def _add_transaction_ids(self, requester, response):
+        """Set ``unsigned.transaction_id`` on the requesting device's own timeline events
+        (Client-Server API, "Transaction identifiers": only the sending device sees it)."""
+        own = []
+        for section in ("join", "leave"):
+            for entry in response.get("rooms", {}).get(section, {}).values():
+                for event in entry.get("timeline", {}).get("events", ()):
+                    if event.get("sender") == requester.user_id and "event_id" in event:
+                        own.append(event)
+        if not own:
+            return
+        txn_ids = yield self._events.get_txn_ids(
+            requester.user_id, requester.device_id, [event["event_id"] for event in own]
+        )
+        for event in own:
+            txn_id = txn_ids.get(event["event_id"])
+            if txn_id is not None and isinstance(event.get("unsigned"), dict):
+                event["unsigned"]["transaction_id"] = txn_id
 
     @defer.inlineCallbacks
     def _build(self, user_id, since, upto, sync_filter, full_state, use_state_after):
