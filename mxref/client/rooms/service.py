@@ -145,7 +145,8 @@ class RoomActions:
         :returns: (coroutine) the redaction event's ID.
         """
         content = {} if reason is None else {"reason": reason}
-        self._check_rate(requester)
+        if await self._events.get_event_by_txn_id(requester.user_id, requester.device_id, txn_id) is None:
+            self._check_rate(requester)
         redaction_id, _ = await self._creator.send_event(
             room_id, requester.user_id, "m.room.redaction", content,
             txn=(requester.device_id, txn_id), redacts=event_id,
