@@ -137,6 +137,16 @@ class LoginTests(AccountTestCase):
         self.assertEqual(device.json()["display_name"], "A")
 
     @deferred_test
+    async def test_login_to_existing_device_invalidates_its_old_token(self):
+        """A new login to a known device ID ends the token that device had before."""
+        first = await self.request("POST", "/login", password_login("alice", device_id="D1"))
+        second = await self.request("POST", "/login", password_login("alice", device_id="D1"))
+        old = await self.request("GET", "/account/whoami", token=first.json()["access_token"])
+        self.assert_error(old, 401, "M_UNKNOWN_TOKEN")
+        new = await self.request("GET", "/account/whoami", token=second.json()["access_token"])
+        self.assertEqual(new.json()["device_id"], "D1")
+
+    @deferred_test
     async def test_bad_credentials_are_403(self):
         """A wrong password, an unknown user and a user of another server all get 403 M_FORBIDDEN."""
         for body in (password_login("alice", "wrong"), password_login("nobody"),

@@ -465,7 +465,11 @@ class LoginService:
                 if await self._store.create_device(user_id, device_id, initial_display_name, now):
                     break
         else:
-            await self._store.create_device(user_id, device_id, initial_display_name, now)
+            created = await self._store.create_device(user_id, device_id, initial_display_name, now)
+            if not created:
+                # Client-Server API, "Login": logging in to an existing device ID invalidates
+                # the access tokens previously associated with that device.
+                await self._store.delete_access_tokens_for_device(user_id, device_id)
         token = generate_access_token(user_id, self._rng)
         await self._store.add_access_token(user_id, device_id, token, now)
         if client_ip:
