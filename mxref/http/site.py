@@ -15,7 +15,7 @@ removed before logging). ``413 M_TOO_LARGE``: Client-Server API, "Other error
 codes".
 """
 
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import unquote_to_bytes
 
 from twisted.logger import Logger
 from twisted.web import server
@@ -53,17 +53,22 @@ def client_ip(request) -> str:
 
 
 def redact_uri(uri: bytes) -> str:
-    """A request URI with secret query parameters (``access_token``) replaced by ``<redacted>``."""
+    """A request URI with secret query parameters (``access_token``) replaced by ``<redacted>``.
+
+    The query is rewritten parameter by parameter without decoding the values, so any bytes a
+    client sends (percent-encoded UTF-8 or not) are logged as received, never raising.
+    """
     path, separator, query = uri.partition(b"?")
     text_path = path.decode("ascii", "replace")
     if not separator:
         return text_path
-    pairs = []
-    for name, value in parse_qsl(query, keep_blank_values=True):
-        if name in _SECRET_QUERY_PARAMETERS:
-            value = b"<redacted>"
-        pairs.append((name, value))
-    return f"{text_path}?{urlencode(pairs)}"
+    parts = []
+    for part in query.split(b"&"):
+        name, equals, _value = part.partition(b"=")
+        if unquote_to_bytes(name.replace(b"+", b" ")) in _SECRET_QUERY_PARAMETERS:
+            part = name + b"=<redacted>"
+        parts.append(part)
+    return f"{text_path}?{b'&'.join(parts).decode('ascii', 'replace')}"
 
 
 class MatrixRequest(server.Request):

@@ -46,7 +46,13 @@ class SiteTests(unittest.TestCase):
         request(self.site, "GET", "/ip?access_token=syt_secret&x=1")
         [event] = self.events
         self.assertNotIn("syt_secret", event["path"])
-        self.assertEqual(event["path"], "/ip?access_token=%3Credacted%3E&x=1")
+        self.assertEqual(event["path"], "/ip?access_token=<redacted>&x=1")
+
+    def test_non_ascii_query_logged_without_error(self):
+        """Percent-encoded or raw non-ASCII query values are logged, never crash the request."""
+        self.assertEqual(redact_uri(b"/a?username=%E2%98%83&access_token=t"), "/a?username=%E2%98%83&access_token=<redacted>")
+        self.assertTrue(redact_uri(b"/a?u=\xe2\x98\x83").startswith("/a?u="))
+        self.assertEqual(redact_uri(b"/a?access%5Ftoken=t"), "/a?access%5Ftoken=<redacted>")
 
     def test_redact_uri_without_query(self):
         """A URI without a query string is logged as it is."""
