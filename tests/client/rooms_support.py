@@ -7,6 +7,13 @@ from urllib.parse import quote, urlencode
 
 from twisted.trial import unittest
 
+from mxref.client.directory.resource import DirectoryResource
+from mxref.client.directory.service import RoomDirectory
+from mxref.client.profile.resource import ProfileResource
+from mxref.client.profile.service import ProfileService
+from mxref.client.receipts.resource import ReceiptResource
+from mxref.client.receipts.service import ReadReceipts, TypingRequests
+from mxref.client.receipts.typing import TypingTracker
 from mxref.client.rooms.resource import RoomReadingResource, RoomResource
 from mxref.client.rooms.service import RoomActions, RoomReader
 from mxref.client.visibility import EventVisibility
@@ -46,21 +53,37 @@ class RoomApiTestCase(unittest.TestCase):
         self.state_reader = RoomStateReader(store.events, store.state)
         self.persister = EventPersister(store.events, self.state_reader, self.notifier)
         self.creator = EventCreator(
-            store.events, store.rooms, self.state_reader, self.persister,
-            harness.server_name, generate_signing_key("a1"), harness.clock,
+            store.events,
+            store.rooms,
+            self.state_reader,
+            self.persister,
+            harness.server_name,
+            generate_signing_key("a1"),
+            harness.clock,
         )
         self.membership = MembershipUpdater(
-            store.events, store.rooms, store.accounts, self.creator, NoRemoteRooms(), harness.server_name
+            store.events,
+            store.rooms,
+            store.accounts,
+            self.creator,
+            NoRemoteRooms(),
+            harness.server_name,
         )
         self.room_creator = RoomCreator(
             self.creator, self.membership, store.rooms, store.accounts, harness.server_name
         )
         self.visibility = EventVisibility(store.events, store.state, store.rooms)
         self.actions = RoomActions(
-            self.creator, self.room_creator, self.membership, store.events, store.rooms,
+            self.creator,
+            self.room_creator,
+            self.membership,
+            store.events,
+            store.rooms,
             message_limiter=self.make_message_limiter(),
         )
-        self.reader = RoomReader(store.events, store.rooms, store.state, self.visibility, harness.clock)
+        self.reader = RoomReader(
+            store.events, store.rooms, store.state, self.visibility, harness.clock
+        )
         harness.add_routes(
             RoomResource(self.actions, harness.authenticator),
             RoomReadingResource(self.reader, harness.authenticator),
@@ -97,10 +120,14 @@ class RoomApiTestCase(unittest.TestCase):
             validate_response(f"client-server/{spec[0]}", spec[1], method.lower(), 200, body)
         return body
 
-    async def fails(self, status, errcode, method, path, body=None, user=None, query=None, token=None):
+    async def fails(
+        self, status, errcode, method, path, body=None, user=None, query=None, token=None
+    ):
         """Make a request that must fail with ``status`` and ``errcode``; returns the body."""
         response = await self.call(method, path, body, user, query, token)
-        self.assertEqual((response.code, response.json().get("errcode")), (status, errcode), response.body)
+        self.assertEqual(
+            (response.code, response.json().get("errcode")), (status, errcode), response.body
+        )
         return response.json()
 
     async def create_room(self, user, **body):
@@ -118,8 +145,10 @@ class RoomApiTestCase(unittest.TestCase):
         self._txn = getattr(self, "_txn", 0) + 1
         txn_id = txn_id or f"txn{self._txn}"
         sent = await self.ok(
-            "PUT", f"/rooms/{path_part(room_id)}/send/m.room.message/{txn_id}",
-            {"msgtype": "m.text", "body": text}, user,
+            "PUT",
+            f"/rooms/{path_part(room_id)}/send/m.room.message/{txn_id}",
+            {"msgtype": "m.text", "body": text},
+            user,
         )
         return sent["event_id"]
 
@@ -129,7 +158,9 @@ class RoomApiTestCase(unittest.TestCase):
 
     async def invite(self, user, room_id, target):
         """Invite ``target`` (a RegisteredUser) through the API."""
-        await self.ok("POST", f"/rooms/{path_part(room_id)}/invite", {"user_id": target.user_id}, user)
+        await self.ok(
+            "POST", f"/rooms/{path_part(room_id)}/invite", {"user_id": target.user_id}, user
+        )
 
 
 def filter_query(**fields) -> str:
@@ -141,22 +172,23 @@ class FullRoomApiTestCase(RoomApiTestCase):
     """Every endpoint of this package: rooms, directory, profile, receipts and typing."""
 
     def add_more_routes(self):
-        from mxref.client.directory.resource import DirectoryResource
-        from mxref.client.directory.service import RoomDirectory
-        from mxref.client.profile.resource import ProfileResource
-        from mxref.client.profile.service import ProfileService
-        from mxref.client.receipts.resource import ReceiptResource
-        from mxref.client.receipts.service import ReadReceipts, TypingRequests
-        from mxref.client.receipts.typing import TypingTracker
-
         store = self.store
         self.harness.add_routes(
-            DirectoryResource(RoomDirectory(store.events, store.rooms, self.membership, self.server_name),
-                              self.harness.authenticator, self.server_name),
-            ProfileResource(ProfileService(store.accounts, store.rooms, store.events, self.creator, self.server_name),
-                            self.harness.authenticator),
+            DirectoryResource(
+                RoomDirectory(store.events, store.rooms, self.membership, self.server_name),
+                self.harness.authenticator,
+                self.server_name,
+            ),
+            ProfileResource(
+                ProfileService(
+                    store.accounts, store.rooms, store.events, self.creator, self.server_name
+                ),
+                self.harness.authenticator,
+            ),
             ReceiptResource(
-                ReadReceipts(store.client_data, store.events, store.rooms, self.notifier, self.harness.clock),
+                ReadReceipts(
+                    store.client_data, store.events, store.rooms, self.notifier, self.harness.clock
+                ),
                 TypingRequests(TypingTracker(self.harness.clock, self.notifier), store.rooms),
                 self.harness.authenticator,
             ),

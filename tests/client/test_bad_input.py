@@ -8,26 +8,82 @@ from tests.client.support import deferred_test
 #: Paths of the endpoints the account harness registers (not tested here).
 HARNESS_PREFIXES = tuple(
     V3 + suffix
-    for suffix in ("/login", "/logout", "/register", "/account", "/devices", "/delete_devices", "/capabilities")
+    for suffix in (
+        "/login",
+        "/logout",
+        "/register",
+        "/account",
+        "/devices",
+        "/delete_devices",
+        "/capabilities",
+    )
 )
 
 #: Every field any of these endpoints reads from a body.
 FIELDS = (
-    "visibility", "room_alias_name", "name", "topic", "invite", "room_version", "creation_content",
-    "initial_state", "preset", "is_direct", "power_level_content_override", "invite_3pid", "user_id", "reason",
-    "room_id", "typing", "timeout", "thread_id", "m.fully_read", "m.read", "m.read.private", "displayname",
-    "avatar_url", "limit", "since", "filter", "include_all_networks", "third_party_instance_id", "id_server",
+    "visibility",
+    "room_alias_name",
+    "name",
+    "topic",
+    "invite",
+    "room_version",
+    "creation_content",
+    "initial_state",
+    "preset",
+    "is_direct",
+    "power_level_content_override",
+    "invite_3pid",
+    "user_id",
+    "reason",
+    "room_id",
+    "typing",
+    "timeout",
+    "thread_id",
+    "m.fully_read",
+    "m.read",
+    "m.read.private",
+    "displayname",
+    "avatar_url",
+    "limit",
+    "since",
+    "filter",
+    "include_all_networks",
+    "third_party_instance_id",
+    "id_server",
 )
 
-JUNK_VALUES = (None, -1, 10 ** 30, "", [], {"a": 1}, [None], True)
+JUNK_VALUES = (None, -1, 10**30, "", [], {"a": 1}, [None], True)
 
-JUNK_BODIES = (b"", b"null", b"[]", b"\"x\"", b"{", b"\xff\xfe", b"{\"a\": NaN}", b"{}")
+JUNK_BODIES = (b"", b"null", b"[]", b'"x"', b"{", b"\xff\xfe", b'{"a": NaN}', b"{}")
 
-QUERY_NAMES = ("dir", "from", "to", "limit", "filter", "format", "at", "membership", "not_membership", "since",
-               "server", "via", "server_name")
+QUERY_NAMES = (
+    "dir",
+    "from",
+    "to",
+    "limit",
+    "filter",
+    "format",
+    "at",
+    "membership",
+    "not_membership",
+    "since",
+    "server",
+    "via",
+    "server_name",
+)
 
-QUERY_VALUES = ("", "x", "-1", "99999999999999999999999", "{}", "[]", "t99999999999999999999_1", "s-1",
-                "{\"types\": 3}", "{\"limit\": 0}")
+QUERY_VALUES = (
+    "",
+    "x",
+    "-1",
+    "99999999999999999999999",
+    "{}",
+    "[]",
+    "t99999999999999999999_1",
+    "s-1",
+    '{"types": 3}',
+    '{"limit": 0}',
+)
 
 
 class JunkInputTests(FullRoomApiTestCase):
@@ -43,9 +99,14 @@ class JunkInputTests(FullRoomApiTestCase):
         )
 
     async def expect_no_server_error(self, method, path, body=None):
-        response = await self.harness.request(method, path, body=body, token=self.alice.access_token)
+        response = await self.harness.request(
+            method, path, body=body, token=self.alice.access_token
+        )
         self.assertLess(response.code, 500, f"{method} {path} {body!r}: {response.body!r}")
-        self.assertIn("errcode" if response.code >= 400 else "", response.json() if response.code >= 400 else {""})
+        self.assertIn(
+            "errcode" if response.code >= 400 else "",
+            response.json() if response.code >= 400 else {""},
+        )
 
     @deferred_test
     async def test_junk_bodies_and_parameters(self):
@@ -53,15 +114,29 @@ class JunkInputTests(FullRoomApiTestCase):
         room_id = await self.create_room(self.alice, preset="public_chat", room_alias_name="junk")
         event_id = await self.send_text(self.alice, room_id, "target")
         real = {
-            "roomId": room_id, "roomIdOrAlias": room_id, "roomAlias": "#junk:test.example", "eventId": event_id,
-            "userId": self.alice.user_id, "eventType": "m.room.message", "stateKey": "", "txnId": "t1",
-            "receiptType": "m.read", "keyName": "displayname",
+            "roomId": room_id,
+            "roomIdOrAlias": room_id,
+            "roomAlias": "#junk:test.example",
+            "eventId": event_id,
+            "userId": self.alice.user_id,
+            "eventType": "m.room.message",
+            "stateKey": "",
+            "txnId": "t1",
+            "receiptType": "m.read",
+            "keyName": "displayname",
         }
-        other_types = ("m.room.create", "m.room.member", "m.room.power_levels", "m.room.redaction", "")
+        other_types = (
+            "m.room.create",
+            "m.room.member",
+            "m.room.power_levels",
+            "m.room.redaction",
+            "",
+        )
         junk_params = ("x", "!", "#", "@", "$", "%00", "a" * 300)
         routes = self.routes()
         self.assertGreater(len(routes), 30)
         for method, pattern in routes:
+
             def fill(overrides):
                 path = pattern
                 for name, value in {**real, **overrides}.items():
@@ -74,18 +149,30 @@ class JunkInputTests(FullRoomApiTestCase):
                     await self.expect_no_server_error(method, path, body)
                 for n, value in enumerate(JUNK_VALUES):
                     everything = {field: value for field in FIELDS}
-                    await self.expect_no_server_error(method, fill({"txnId": f"all{n}"}), everything)
+                    await self.expect_no_server_error(
+                        method, fill({"txnId": f"all{n}"}), everything
+                    )
                 for n, field in enumerate(FIELDS):
-                    for value in (JUNK_VALUES[n % len(JUNK_VALUES)], JUNK_VALUES[(n + 3) % len(JUNK_VALUES)]):
-                        await self.expect_no_server_error(method, fill({"txnId": f"j{field}{value!r}"}), {field: value})
+                    for value in (
+                        JUNK_VALUES[n % len(JUNK_VALUES)],
+                        JUNK_VALUES[(n + 3) % len(JUNK_VALUES)],
+                    ):
+                        await self.expect_no_server_error(
+                            method, fill({"txnId": f"j{field}{value!r}"}), {field: value}
+                        )
             else:
                 for name in QUERY_NAMES:
                     for value in QUERY_VALUES:
-                        await self.expect_no_server_error(method, path + "?" + urlencode({name: value}))
+                        await self.expect_no_server_error(
+                            method, path + "?" + urlencode({name: value})
+                        )
             if "{eventType}" in pattern:
                 for event_type in other_types:
-                    await self.expect_no_server_error(method, fill({"eventType": event_type, "txnId": event_type}),
-                                                      {"membership": "join", "users": {}})
+                    await self.expect_no_server_error(
+                        method,
+                        fill({"eventType": event_type, "txnId": event_type}),
+                        {"membership": "join", "users": {}},
+                    )
             for name in real:
                 if "{" + name + "}" in pattern:
                     for value in junk_params:

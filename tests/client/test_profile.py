@@ -33,7 +33,11 @@ class ProfileTestCase(RoomApiTestCase):
 
     def add_more_routes(self):
         self.profiles = ProfileService(
-            self.store.accounts, self.store.rooms, self.store.events, self.creator, self.server_name,
+            self.store.accounts,
+            self.store.rooms,
+            self.store.events,
+            self.creator,
+            self.server_name,
             remote_profiles=self.remote_profiles,
         )
         self.harness.add_routes(ProfileResource(self.profiles, self.harness.authenticator))
@@ -49,15 +53,28 @@ class ProfileTests(ProfileTestCase):
     @deferred_test
     async def test_set_and_get(self):
         """A user sets a display name and avatar; anybody reads them, without a token."""
-        await self.ok("PUT", self.field_path(self.alice, "displayname"), {"displayname": "Alice A."}, self.alice,
-                      spec=FIELD)
-        await self.ok("PUT", self.field_path(self.alice, "avatar_url"), {"avatar_url": "mxc://test.example/abc"},
-                      self.alice)
+        await self.ok(
+            "PUT",
+            self.field_path(self.alice, "displayname"),
+            {"displayname": "Alice A."},
+            self.alice,
+            spec=FIELD,
+        )
+        await self.ok(
+            "PUT",
+            self.field_path(self.alice, "avatar_url"),
+            {"avatar_url": "mxc://test.example/abc"},
+            self.alice,
+        )
         profile = await self.ok("GET", f"/profile/{path_part(self.alice.user_id)}", spec=PROFILE)
-        self.assertEqual(profile, {"displayname": "Alice A.", "avatar_url": "mxc://test.example/abc"})
+        self.assertEqual(
+            profile, {"displayname": "Alice A.", "avatar_url": "mxc://test.example/abc"}
+        )
         name = await self.ok("GET", self.field_path(self.alice, "displayname"), spec=FIELD)
         self.assertEqual(name, {"displayname": "Alice A."})
-        await self.ok("DELETE", self.field_path(self.alice, "avatar_url"), user=self.alice, spec=FIELD)
+        await self.ok(
+            "DELETE", self.field_path(self.alice, "avatar_url"), user=self.alice, spec=FIELD
+        )
         await self.fails(404, "M_NOT_FOUND", "GET", self.field_path(self.alice, "avatar_url"))
         await self.ok("DELETE", self.field_path(self.alice, "m.tz"), user=self.alice)
 
@@ -68,42 +85,125 @@ class ProfileTests(ProfileTestCase):
         second = await self.create_room(self.bob, preset="public_chat")
         await self.join(self.alice, second)
         await self.ok("POST", f"/rooms/{path_part(second)}/leave", {}, self.alice)
-        await self.ok("PUT", self.field_path(self.alice, "avatar_url"), {"avatar_url": "mxc://test.example/a"},
-                      self.alice)
-        await self.ok("PUT", self.field_path(self.alice, "displayname"), {"displayname": "Ally"}, self.alice)
-        member = await self.ok("GET", f"/rooms/{path_part(first)}/state/m.room.member/{path_part(self.alice.user_id)}",
-                               user=self.alice)
-        self.assertEqual(member, {"membership": "join", "displayname": "Ally", "avatar_url": "mxc://test.example/a"})
-        left = await self.ok("GET", f"/rooms/{path_part(second)}/state/m.room.member/{path_part(self.alice.user_id)}",
-                             user=self.bob)
+        await self.ok(
+            "PUT",
+            self.field_path(self.alice, "avatar_url"),
+            {"avatar_url": "mxc://test.example/a"},
+            self.alice,
+        )
+        await self.ok(
+            "PUT", self.field_path(self.alice, "displayname"), {"displayname": "Ally"}, self.alice
+        )
+        member = await self.ok(
+            "GET",
+            f"/rooms/{path_part(first)}/state/m.room.member/{path_part(self.alice.user_id)}",
+            user=self.alice,
+        )
+        self.assertEqual(
+            member,
+            {"membership": "join", "displayname": "Ally", "avatar_url": "mxc://test.example/a"},
+        )
+        left = await self.ok(
+            "GET",
+            f"/rooms/{path_part(second)}/state/m.room.member/{path_part(self.alice.user_id)}",
+            user=self.bob,
+        )
         self.assertEqual(left, {"membership": "leave"})
-        await self.ok("PUT", self.field_path(self.alice, "displayname"), {"displayname": ""}, self.alice)
-        member = await self.ok("GET", f"/rooms/{path_part(first)}/state/m.room.member/{path_part(self.alice.user_id)}",
-                               user=self.alice)
+        await self.ok(
+            "PUT", self.field_path(self.alice, "displayname"), {"displayname": ""}, self.alice
+        )
+        member = await self.ok(
+            "GET",
+            f"/rooms/{path_part(first)}/state/m.room.member/{path_part(self.alice.user_id)}",
+            user=self.alice,
+        )
         self.assertEqual(member, {"membership": "join", "avatar_url": "mxc://test.example/a"})
 
     @deferred_test
     async def test_refused_changes(self):
         """Changing another user's profile, unsupported fields and bad values are refused."""
-        await self.fails(403, "M_FORBIDDEN", "PUT", self.field_path(self.alice, "displayname"),
-                         {"displayname": "Mallory"}, self.bob)
-        await self.fails(403, "M_FORBIDDEN", "DELETE", self.field_path(self.alice, "displayname"), user=self.bob)
-        await self.fails(403, "M_FORBIDDEN", "PUT", self.field_path(self.alice, "m.tz"), {"m.tz": "Europe/Paris"},
-                         self.alice)
-        await self.fails(400, "M_INVALID_PARAM", "PUT", self.field_path(self.alice, "Bad-Key"), {"Bad-Key": 1},
-                         self.alice)
-        await self.fails(400, "M_MISSING_PARAM", "PUT", self.field_path(self.alice, "displayname"), {}, self.alice)
-        await self.fails(400, "M_BAD_JSON", "PUT", self.field_path(self.alice, "displayname"), {"displayname": 3},
-                         self.alice)
-        await self.fails(400, "M_BAD_JSON", "PUT", self.field_path(self.alice, "displayname"), {"displayname": None},
-                         self.alice)
-        await self.fails(400, "M_INVALID_PARAM", "PUT", self.field_path(self.alice, "displayname"),
-                         {"displayname": "x" * 300}, self.alice)
-        await self.fails(400, "M_INVALID_PARAM", "PUT", self.field_path(self.alice, "avatar_url"),
-                         {"avatar_url": "https://example.org/a.png"}, self.alice)
-        await self.fails(400, "M_NOT_JSON", "PUT", self.field_path(self.alice, "displayname"), b"name", self.alice)
-        await self.fails(401, "M_MISSING_TOKEN", "PUT", self.field_path(self.alice, "displayname"),
-                         {"displayname": "x"})
+        await self.fails(
+            403,
+            "M_FORBIDDEN",
+            "PUT",
+            self.field_path(self.alice, "displayname"),
+            {"displayname": "Mallory"},
+            self.bob,
+        )
+        await self.fails(
+            403, "M_FORBIDDEN", "DELETE", self.field_path(self.alice, "displayname"), user=self.bob
+        )
+        await self.fails(
+            403,
+            "M_FORBIDDEN",
+            "PUT",
+            self.field_path(self.alice, "m.tz"),
+            {"m.tz": "Europe/Paris"},
+            self.alice,
+        )
+        await self.fails(
+            400,
+            "M_INVALID_PARAM",
+            "PUT",
+            self.field_path(self.alice, "Bad-Key"),
+            {"Bad-Key": 1},
+            self.alice,
+        )
+        await self.fails(
+            400,
+            "M_MISSING_PARAM",
+            "PUT",
+            self.field_path(self.alice, "displayname"),
+            {},
+            self.alice,
+        )
+        await self.fails(
+            400,
+            "M_BAD_JSON",
+            "PUT",
+            self.field_path(self.alice, "displayname"),
+            {"displayname": 3},
+            self.alice,
+        )
+        await self.fails(
+            400,
+            "M_BAD_JSON",
+            "PUT",
+            self.field_path(self.alice, "displayname"),
+            {"displayname": None},
+            self.alice,
+        )
+        await self.fails(
+            400,
+            "M_INVALID_PARAM",
+            "PUT",
+            self.field_path(self.alice, "displayname"),
+            {"displayname": "x" * 300},
+            self.alice,
+        )
+        await self.fails(
+            400,
+            "M_INVALID_PARAM",
+            "PUT",
+            self.field_path(self.alice, "avatar_url"),
+            {"avatar_url": "https://example.org/a.png"},
+            self.alice,
+        )
+        await self.fails(
+            400,
+            "M_NOT_JSON",
+            "PUT",
+            self.field_path(self.alice, "displayname"),
+            b"name",
+            self.alice,
+        )
+        await self.fails(
+            401,
+            "M_MISSING_TOKEN",
+            "PUT",
+            self.field_path(self.alice, "displayname"),
+            {"displayname": "x"},
+        )
 
     @deferred_test
     async def test_unknown_users(self):
@@ -127,5 +227,7 @@ class RemoteProfileTests(ProfileTestCase):
         self.assertEqual(profile, {"displayname": "Zed"})
         field = await self.ok("GET", "/profile/%40zed%3Aelsewhere.example/displayname")
         self.assertEqual(field, {"displayname": "Zed"})
-        await self.fails(404, "M_NOT_FOUND", "GET", "/profile/%40zed%3Aelsewhere.example/avatar_url")
+        await self.fails(
+            404, "M_NOT_FOUND", "GET", "/profile/%40zed%3Aelsewhere.example/avatar_url"
+        )
         await self.fails(404, "M_NOT_FOUND", "GET", "/profile/%40amy%3Aelsewhere.example")

@@ -18,7 +18,14 @@ class ForgottenRoomsConformanceMixin:
     def set_membership(self, factory, user_id, membership):
         event = factory.member(user_id, membership)
         yield self.store.events.persist_events(
-            PersistBatch([event], [RoomUpdate(ROOM, state_delta_to_insert={("m.room.member", user_id): event.event_id})])
+            PersistBatch(
+                [event],
+                [
+                    RoomUpdate(
+                        ROOM, state_delta_to_insert={("m.room.member", user_id): event.event_id}
+                    )
+                ],
+            )
         )
 
     @defer.inlineCallbacks
@@ -27,7 +34,14 @@ class ForgottenRoomsConformanceMixin:
         factory = EventFactory(ROOM)
         create = factory.make("m.room.create", state_key="", content={"room_version": "11"})
         yield self.store.events.persist_events(
-            PersistBatch([create], [RoomUpdate(ROOM, frozenset([create.event_id]), {("m.room.create", ""): create.event_id})])
+            PersistBatch(
+                [create],
+                [
+                    RoomUpdate(
+                        ROOM, frozenset([create.event_id]), {("m.room.create", ""): create.event_id}
+                    )
+                ],
+            )
         )
         yield self.set_membership(factory, ALICE, "join")
         yield self.set_membership(factory, ALICE, "leave")
@@ -45,9 +59,13 @@ class ForgottenRoomsConformanceMixin:
         self.assertEqual((yield self.store.rooms.get_forgotten_room_ids(BOB)), set())
 
 
-class ForgottenRoomsSQLiteTests(ForgottenRoomsConformanceMixin, SqliteBackendMixin, unittest.TestCase):
+class ForgottenRoomsSQLiteTests(
+    ForgottenRoomsConformanceMixin, SqliteBackendMixin, unittest.TestCase
+):
     """On SQLite."""
 
 
-class ForgottenRoomsPostgresTests(ForgottenRoomsConformanceMixin, PostgresBackendMixin, unittest.TestCase):
+class ForgottenRoomsPostgresTests(
+    ForgottenRoomsConformanceMixin, PostgresBackendMixin, unittest.TestCase
+):
     """On PostgreSQL."""

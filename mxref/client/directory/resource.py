@@ -32,7 +32,9 @@ class DirectoryResource:
     :param allow_public_rooms_without_auth: serve ``GET /publicRooms`` without an access token.
     """
 
-    def __init__(self, directory, authenticator, server_name, allow_public_rooms_without_auth=False):
+    def __init__(
+        self, directory, authenticator, server_name, allow_public_rooms_without_auth=False
+    ):
         self._directory = directory
         self._authenticator = authenticator
         self._server_name = server_name
@@ -92,7 +94,9 @@ class DirectoryResource:
 
     def _check_server(self, server):
         if server is not None and server != self._server_name:
-            raise MatrixError(400, "M_INVALID_PARAM", "Only this server's room directory can be listed")
+            raise MatrixError(
+                400, "M_INVALID_PARAM", "Only this server's room directory can be listed"
+            )
 
     async def get_public_rooms(self, request):
         """``GET /publicRooms?limit=&since=&server=``."""
@@ -128,14 +132,19 @@ class DirectoryResource:
             raise _bad("filter.generic_search_term", "a string")
         room_types = filter_body.get("room_types")
         if room_types is not None and (
-            not isinstance(room_types, list) or not all(t is None or isinstance(t, str) for t in room_types)
+            not isinstance(room_types, list)
+            or not all(t is None or isinstance(t, str) for t in room_types)
         ):
             raise _bad("filter.room_types", "a list of strings and nulls")
         for name in ("include_all_networks",):
             if name in body and not isinstance(body[name], bool):
                 raise _bad(name, "a boolean")
-        if "third_party_instance_id" in body and not isinstance(body["third_party_instance_id"], str):
+        if "third_party_instance_id" in body and not isinstance(
+            body["third_party_instance_id"], str
+        ):
             raise _bad("third_party_instance_id", "a string")
         if body.get("third_party_instance_id") is not None:
             return 200, {"chunk": [], "total_room_count_estimate": 0}
-        return 200, await self._directory.public_rooms(limit=limit, since=since, search=search, room_types=room_types)
+        return 200, await self._directory.public_rooms(
+            limit=limit, since=since, search=search, room_types=room_types
+        )

@@ -44,7 +44,11 @@ def parse_public_rooms_token(token):
     """
     if token is None:
         return 0
-    digits = token[len(PUBLIC_ROOMS_TOKEN_PREFIX):] if token.startswith(PUBLIC_ROOMS_TOKEN_PREFIX) else ""
+    digits = (
+        token[len(PUBLIC_ROOMS_TOKEN_PREFIX) :]
+        if token.startswith(PUBLIC_ROOMS_TOKEN_PREFIX)
+        else ""
+    )
     if not (digits.isascii() and digits.isdigit()) or len(digits) > 18:
         raise MatrixError(400, "M_INVALID_PARAM", f"Invalid since token {token!r}")
     return int(digits)
@@ -111,7 +115,9 @@ class RoomDirectory:
         else:
             content = power_levels.get("content", {})
             state_default = get_power_level_value(content, "state_default", 50, version)
-            needed = get_power_level_value(content.get("events"), event_type, state_default, version)
+            needed = get_power_level_value(
+                content.get("events"), event_type, state_default, version
+            )
         return get_user_power_level(user_id, auth_state, version) >= needed
 
     async def create_alias(self, requester, alias, room_id):
@@ -125,11 +131,19 @@ class RoomDirectory:
         if await self._rooms.get_room_version(room_id) is None:
             raise MatrixError(404, "M_NOT_FOUND", f"Unknown room {room_id}")
         if not await self._is_joined(requester.user_id, room_id):
-            raise MatrixError(403, "M_FORBIDDEN", "You must be in the room to create an alias for it")
-        if not await self._rooms.create_alias(alias, room_id, requester.user_id, [self._server_name]):
+            raise MatrixError(
+                403, "M_FORBIDDEN", "You must be in the room to create an alias for it"
+            )
+        if not await self._rooms.create_alias(
+            alias, room_id, requester.user_id, [self._server_name]
+        ):
             raise MatrixError(409, "M_UNKNOWN", f"Room alias {alias} already exists")
-        self.log.info("{user_id} created alias {alias} for {room_id}", user_id=requester.user_id, alias=alias,
-                      room_id=room_id)
+        self.log.info(
+            "{user_id} created alias {alias} for {room_id}",
+            user_id=requester.user_id,
+            alias=alias,
+            room_id=room_id,
+        )
 
     async def resolve_alias(self, alias):
         """The room an alias names and servers to join it through.
@@ -164,7 +178,8 @@ class RoomDirectory:
         :returns: (coroutine) a list of aliases.
         """
         if await self._rooms.get_room_version(room_id) is None or not (
-            await self._is_joined(requester.user_id, room_id) or await self._is_world_readable(room_id)
+            await self._is_joined(requester.user_id, room_id)
+            or await self._is_world_readable(room_id)
         ):
             raise MatrixError(403, "M_FORBIDDEN", "You are not in the room")
         return await self._rooms.get_aliases_for_room(room_id)
@@ -172,7 +187,10 @@ class RoomDirectory:
     async def _is_world_readable(self, room_id):
         state = await self._events.get_current_state(room_id, types=[HISTORY_VISIBILITY_KEY])
         event = state.get(HISTORY_VISIBILITY_KEY)
-        return event is not None and event.pdu.get("content", {}).get("history_visibility") == "world_readable"
+        return (
+            event is not None
+            and event.pdu.get("content", {}).get("history_visibility") == "world_readable"
+        )
 
     async def get_visibility(self, room_id):
         """``"public"`` or ``"private"``. :raises MatrixError: 404 for an unknown room."""
@@ -190,7 +208,9 @@ class RoomDirectory:
         if await self._rooms.get_room(room_id) is None:
             raise MatrixError(404, "M_NOT_FOUND", f"Unknown room {room_id}")
         if not await self._may_send_state(requester.user_id, room_id, "m.room.canonical_alias"):
-            raise MatrixError(403, "M_FORBIDDEN", "You may not change this room's directory visibility")
+            raise MatrixError(
+                403, "M_FORBIDDEN", "You may not change this room's directory visibility"
+            )
         await self._rooms.set_room_is_public(room_id, visibility == "public")
 
     async def public_rooms(self, limit=None, since=None, search=None, room_types=None):
@@ -206,8 +226,15 @@ class RoomDirectory:
         offset = parse_public_rooms_token(since)
         limit = MAX_PUBLIC_ROOMS_LIMIT if limit is None else min(limit, MAX_PUBLIC_ROOMS_LIMIT)
         if room_types is None:
-            page = await self._rooms.get_public_rooms(limit=limit, since=offset, search=search or None)
-            rooms, next_offset, prev_offset, total = page.rooms, page.next_offset, page.prev_offset, page.total
+            page = await self._rooms.get_public_rooms(
+                limit=limit, since=offset, search=search or None
+            )
+            rooms, next_offset, prev_offset, total = (
+                page.rooms,
+                page.next_offset,
+                page.prev_offset,
+                page.total,
+            )
         else:
             everything = await self._rooms.get_public_rooms(search=search or None)
             matching = [room for room in everything.rooms if room.room_type in room_types]
@@ -216,7 +243,10 @@ class RoomDirectory:
             rooms = matching[offset:end]
             next_offset = end if end < total else None
             prev_offset = max(0, offset - (limit or offset)) if offset > 0 else None
-        response = {"chunk": [public_room_entry(room) for room in rooms], "total_room_count_estimate": total}
+        response = {
+            "chunk": [public_room_entry(room) for room in rooms],
+            "total_room_count_estimate": total,
+        }
         if next_offset is not None:
             response["next_batch"] = _token(next_offset)
         if prev_offset is not None:

@@ -66,10 +66,18 @@ def check_field_value(key_name, value):
     if not isinstance(value, str):
         raise MatrixError(400, "M_BAD_JSON", f"{key_name} must be a string")
     if key_name == "displayname" and len(value) > MAX_DISPLAYNAME_LENGTH:
-        raise MatrixError(400, "M_INVALID_PARAM", f"displayname is longer than {MAX_DISPLAYNAME_LENGTH} characters")
+        raise MatrixError(
+            400,
+            "M_INVALID_PARAM",
+            f"displayname is longer than {MAX_DISPLAYNAME_LENGTH} characters",
+        )
     if key_name == "avatar_url":
         if len(value) > MAX_AVATAR_URL_LENGTH:
-            raise MatrixError(400, "M_INVALID_PARAM", f"avatar_url is longer than {MAX_AVATAR_URL_LENGTH} characters")
+            raise MatrixError(
+                400,
+                "M_INVALID_PARAM",
+                f"avatar_url is longer than {MAX_AVATAR_URL_LENGTH} characters",
+            )
         if value and not _MXC_URI.fullmatch(value):
             raise MatrixError(400, "M_INVALID_PARAM", "avatar_url must be an mxc:// URI")
     return value
@@ -151,7 +159,9 @@ class ProfileService:
         if requester.user_id != user_id:
             raise MatrixError(403, "M_FORBIDDEN", "You may only change your own profile")
         if key_name not in STORED_FIELDS:
-            raise MatrixError(403, "M_FORBIDDEN", f"This server does not store the profile field {key_name}")
+            raise MatrixError(
+                403, "M_FORBIDDEN", f"This server does not store the profile field {key_name}"
+            )
 
     async def set_field(self, requester, user_id, key_name, value):
         """Set ``displayname`` or ``avatar_url`` and update the user's joined rooms.
@@ -188,7 +198,9 @@ class ProfileService:
         memberships = await self._rooms.get_rooms_for_user(user_id, memberships=("join",))
         for membership in memberships:
             room_id = membership.room_id
-            state = await self._events.get_current_state(room_id, types=[("m.room.member", user_id)])
+            state = await self._events.get_current_state(
+                room_id, types=[("m.room.member", user_id)]
+            )
             current = state.get(("m.room.member", user_id))
             if current is None:
                 continue
@@ -200,7 +212,13 @@ class ProfileService:
             else:
                 content[key_name] = value
             try:
-                await self._creator.send_event(room_id, user_id, "m.room.member", content, state_key=user_id)
+                await self._creator.send_event(
+                    room_id, user_id, "m.room.member", content, state_key=user_id
+                )
             except MatrixError as error:
-                self.log.warn("could not update {user_id}'s membership in {room_id}: {error}",
-                              user_id=user_id, room_id=room_id, error=error)
+                self.log.warn(
+                    "could not update {user_id}'s membership in {room_id}: {error}",
+                    user_id=user_id,
+                    room_id=room_id,
+                    error=error,
+                )

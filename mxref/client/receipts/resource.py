@@ -32,8 +32,14 @@ class ReceiptResource:
 
     def register_routes(self, resource) -> None:
         """Add this class's endpoints to a :class:`~mxref.http.resource.JsonResource`."""
-        resource.register("POST", client_paths("/rooms/{roomId}/receipt/{receiptType}/{eventId}"), self.post_receipt)
-        resource.register("POST", client_paths("/rooms/{roomId}/read_markers"), self.post_read_markers)
+        resource.register(
+            "POST",
+            client_paths("/rooms/{roomId}/receipt/{receiptType}/{eventId}"),
+            self.post_receipt,
+        )
+        resource.register(
+            "POST", client_paths("/rooms/{roomId}/read_markers"), self.post_read_markers
+        )
         resource.register("PUT", client_paths("/rooms/{roomId}/typing/{userId}"), self.put_typing)
 
     async def post_receipt(self, request, room_id, receipt_type, event_id):
@@ -70,6 +76,8 @@ class ReceiptResource:
         body = require_fields(parse_json_object(request), {"typing": bool})
         timeout = body.get("timeout")
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int)):
-            raise MatrixError(400, "M_BAD_JSON", "timeout must be an integer number of milliseconds")
+            raise MatrixError(
+                400, "M_BAD_JSON", "timeout must be an integer number of milliseconds"
+            )
         await self._typing.set_typing(requester, room_id, user_id, body["typing"], timeout)
         return 200, {}

@@ -57,7 +57,9 @@ class ReadReceipts:
         found = await self._events.get_events(list(event_ids))
         for event_id in event_ids:
             if event_id not in found or found[event_id].room_id != room_id:
-                raise MatrixError(404, "M_NOT_FOUND", f"Event {event_id} not found in room {room_id}")
+                raise MatrixError(
+                    404, "M_NOT_FOUND", f"Event {event_id} not found in room {room_id}"
+                )
 
     async def send_receipt(self, requester, room_id, receipt_type, event_id, thread_id=None):
         """Record one receipt (or, for ``m.fully_read``, the read marker).
@@ -79,18 +81,26 @@ class ReadReceipts:
         """
         if not markers:
             return
-        await self._check_joined_and_event(requester.user_id, room_id, sorted(set(markers.values())))
+        await self._check_joined_and_event(
+            requester.user_id, room_id, sorted(set(markers.values()))
+        )
         for receipt_type in RECEIPT_TYPES:
             if receipt_type in markers:
-                await self._record(requester.user_id, room_id, receipt_type, markers[receipt_type], None)
+                await self._record(
+                    requester.user_id, room_id, receipt_type, markers[receipt_type], None
+                )
 
     async def _record(self, user_id, room_id, receipt_type, event_id, thread_id):
         if receipt_type == "m.fully_read":
-            position = await self._client_data.put_account_data(user_id, room_id, "m.fully_read", {"event_id": event_id})
+            position = await self._client_data.put_account_data(
+                user_id, room_id, "m.fully_read", {"event_id": event_id}
+            )
             self._notifier.notify(ACCOUNT_DATA_STREAM, position, user_ids=[user_id])
             return
         data = {"ts": int(self._clock.seconds() * 1000)}
-        position = await self._client_data.put_receipt(room_id, receipt_type, user_id, event_id, data, thread_id)
+        position = await self._client_data.put_receipt(
+            room_id, receipt_type, user_id, event_id, data, thread_id
+        )
         if receipt_type == "m.read.private":
             self._notifier.notify(RECEIPTS_STREAM, position, user_ids=[user_id])
         else:

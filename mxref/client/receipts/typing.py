@@ -71,7 +71,9 @@ class TypingTracker:
             if timeout_ms < 0:
                 raise MatrixError(400, "M_INVALID_PARAM", "timeout must not be negative")
             timeout_ms = min(timeout_ms, MAX_TYPING_TIMEOUT_MS)
-            self._timers[key] = self._clock.callLater(timeout_ms / 1000.0, self._expire, room_id, user_id)
+            self._timers[key] = self._clock.callLater(
+                timeout_ms / 1000.0, self._expire, room_id, user_id
+            )
             if user_id not in typers:
                 typers.add(user_id)
                 self._changed(room_id)

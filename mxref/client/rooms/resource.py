@@ -67,7 +67,9 @@ def _check_user_id(user_id, name="user_id"):
     try:
         UserID.parse(user_id)
     except MatrixError:
-        raise MatrixError(400, "M_INVALID_PARAM", f"Parameter {name} is not a valid user ID: {user_id!r}") from None
+        raise MatrixError(
+            400, "M_INVALID_PARAM", f"Parameter {name} is not a valid user ID: {user_id!r}"
+        ) from None
     return user_id
 
 
@@ -104,7 +106,9 @@ def parse_create_room_body(body):
         options["invite"] = [_check_user_id(user_id, "invite") for user_id in invite]
     invite_3pid = _optional(body, "invite_3pid", list, "a list")
     if invite_3pid:
-        raise MatrixError(400, "M_UNRECOGNIZED", "Third-party invites (invite_3pid) are not supported")
+        raise MatrixError(
+            400, "M_UNRECOGNIZED", "Third-party invites (invite_3pid) are not supported"
+        )
     for name in ("creation_content", "power_level_content_override"):
         value = _optional(body, name, dict, "an object")
         if value is not None:
@@ -117,7 +121,11 @@ def parse_create_room_body(body):
             if not isinstance(entry.get("type"), str) or not entry["type"]:
                 raise _bad_type("initial_state[].type", "a non-empty string")
             if entry["type"] == "m.room.create":
-                raise MatrixError(400, "M_INVALID_PARAM", "initial_state cannot hold m.room.create: use creation_content")
+                raise MatrixError(
+                    400,
+                    "M_INVALID_PARAM",
+                    "initial_state cannot hold m.room.create: use creation_content",
+                )
             if not isinstance(entry.get("state_key", ""), str):
                 raise _bad_type("initial_state[].state_key", "a string")
             if not isinstance(entry.get("content"), dict):
@@ -143,7 +151,9 @@ class RoomResource:
     def register_routes(self, resource) -> None:
         """Add this class's endpoints to a :class:`~mxref.http.resource.JsonResource`."""
         resource.register("POST", client_paths("/createRoom"), self.post_create_room)
-        resource.register("POST", client_paths("/join/{roomIdOrAlias}"), self.post_join_by_id_or_alias)
+        resource.register(
+            "POST", client_paths("/join/{roomIdOrAlias}"), self.post_join_by_id_or_alias
+        )
         resource.register("POST", client_paths("/rooms/{roomId}/join"), self.post_join)
         resource.register("POST", client_paths("/rooms/{roomId}/invite"), self.post_invite)
         resource.register("POST", client_paths("/rooms/{roomId}/leave"), self.post_leave)
@@ -151,10 +161,16 @@ class RoomResource:
         resource.register("POST", client_paths("/rooms/{roomId}/kick"), self.post_kick)
         resource.register("POST", client_paths("/rooms/{roomId}/ban"), self.post_ban)
         resource.register("POST", client_paths("/rooms/{roomId}/unban"), self.post_unban)
-        resource.register("PUT", client_paths("/rooms/{roomId}/send/{eventType}/{txnId}"), self.put_send)
-        resource.register("PUT", client_paths("/rooms/{roomId}/state/{eventType}/{stateKey}"), self.put_state)
+        resource.register(
+            "PUT", client_paths("/rooms/{roomId}/send/{eventType}/{txnId}"), self.put_send
+        )
+        resource.register(
+            "PUT", client_paths("/rooms/{roomId}/state/{eventType}/{stateKey}"), self.put_state
+        )
         resource.register("PUT", client_paths("/rooms/{roomId}/state/{eventType}"), self.put_state)
-        resource.register("PUT", client_paths("/rooms/{roomId}/redact/{eventId}/{txnId}"), self.put_redact)
+        resource.register(
+            "PUT", client_paths("/rooms/{roomId}/redact/{eventId}/{txnId}"), self.put_redact
+        )
 
     async def post_create_room(self, request):
         """``POST /createRoom``: ``{room_id}``."""
@@ -166,12 +182,16 @@ class RoomResource:
         """``POST /join/{roomIdOrAlias}?via=...``: ``{room_id}``."""
         requester = await self._authenticator.authenticate(request)
         if not room_id_or_alias.startswith(("!", "#")):
-            raise MatrixError(400, "M_INVALID_PARAM", f"{room_id_or_alias!r} is not a room ID or alias")
+            raise MatrixError(
+                400, "M_INVALID_PARAM", f"{room_id_or_alias!r} is not a room ID or alias"
+            )
         if room_id_or_alias.startswith("!"):
             _check_room_id(room_id_or_alias)
         servers = parse_strings(request, "via") + parse_strings(request, "server_name")
         body = parse_json_object(request, allow_empty_body=True)
-        room_id = await self._actions.join(requester, room_id_or_alias, servers, _optional_reason(body))
+        room_id = await self._actions.join(
+            requester, room_id_or_alias, servers, _optional_reason(body)
+        )
         return 200, {"room_id": room_id}
 
     async def post_join(self, request, room_id):
@@ -254,7 +274,9 @@ class RoomResource:
         requester = await self._authenticator.authenticate(request)
         _check_room_id(room_id)
         body = parse_json_object(request, allow_empty_body=True)
-        redaction_id = await self._actions.redact(requester, room_id, event_id, txn_id, _optional_reason(body))
+        redaction_id = await self._actions.redact(
+            requester, room_id, event_id, txn_id, _optional_reason(body)
+        )
         return 200, {"event_id": redaction_id}
 
 
@@ -272,14 +294,24 @@ class RoomReadingResource:
     def register_routes(self, resource) -> None:
         """Add this class's endpoints to a :class:`~mxref.http.resource.JsonResource`."""
         resource.register("GET", client_paths("/rooms/{roomId}/state"), self.get_state)
-        resource.register("GET", client_paths("/rooms/{roomId}/state/{eventType}/{stateKey}"), self.get_state_event)
-        resource.register("GET", client_paths("/rooms/{roomId}/state/{eventType}"), self.get_state_event)
+        resource.register(
+            "GET",
+            client_paths("/rooms/{roomId}/state/{eventType}/{stateKey}"),
+            self.get_state_event,
+        )
+        resource.register(
+            "GET", client_paths("/rooms/{roomId}/state/{eventType}"), self.get_state_event
+        )
         resource.register("GET", client_paths("/rooms/{roomId}/event/{eventId}"), self.get_event)
         resource.register("GET", client_paths("/rooms/{roomId}/members"), self.get_members)
-        resource.register("GET", client_paths("/rooms/{roomId}/joined_members"), self.get_joined_members)
+        resource.register(
+            "GET", client_paths("/rooms/{roomId}/joined_members"), self.get_joined_members
+        )
         resource.register("GET", client_paths("/joined_rooms"), self.get_joined_rooms)
         resource.register("GET", client_paths("/rooms/{roomId}/messages"), self.get_messages)
-        resource.register("GET", client_paths("/rooms/{roomId}/context/{eventId}"), self.get_context)
+        resource.register(
+            "GET", client_paths("/rooms/{roomId}/context/{eventId}"), self.get_context
+        )
 
     async def get_state(self, request, room_id):
         """``GET /rooms/{roomId}/state``: a list of state events."""
@@ -291,8 +323,12 @@ class RoomReadingResource:
         """``GET /rooms/{roomId}/state/{eventType}/{stateKey}?format=content|event``."""
         requester = await self._authenticator.authenticate(request)
         _check_room_id(room_id)
-        event_format = parse_string(request, "format", default="content", allowed={"content", "event"})
-        return 200, await self._reader.get_state_event(requester, room_id, event_type, state_key, event_format)
+        event_format = parse_string(
+            request, "format", default="content", allowed={"content", "event"}
+        )
+        return 200, await self._reader.get_state_event(
+            requester, room_id, event_type, state_key, event_format
+        )
 
     async def get_event(self, request, room_id, event_id):
         """``GET /rooms/{roomId}/event/{eventId}``: one client event."""
@@ -340,4 +376,6 @@ class RoomReadingResource:
         _check_room_id(room_id)
         limit = parse_integer(request, "limit", default=DEFAULT_CONTEXT_LIMIT, minimum=0)
         event_filter = parse_room_event_filter(parse_json_from_query(request, "filter"))
-        return 200, await self._reader.get_context(requester, room_id, event_id, limit, event_filter)
+        return 200, await self._reader.get_context(
+            requester, room_id, event_id, limit, event_filter
+        )

@@ -47,7 +47,7 @@ HISTORY_VISIBILITY_KEY = ("m.room.history_visibility", "")
 
 
 #: Positions beyond this cannot be stored in a signed 64-bit column (SQLite and PostgreSQL).
-MAX_POSITION = 2 ** 63 - 1
+MAX_POSITION = 2**63 - 1
 
 
 def parse_position(token):
@@ -63,7 +63,9 @@ def parse_position(token):
 
 
 def _not_member(user_id, room_id):
-    return MatrixError(403, "M_FORBIDDEN", f"User {user_id} is not and was not a member of room {room_id}")
+    return MatrixError(
+        403, "M_FORBIDDEN", f"User {user_id} is not and was not a member of room {room_id}"
+    )
 
 
 class RoomActions:
@@ -92,7 +94,9 @@ class RoomActions:
     def _check_not_create(event_type):
         """A room has exactly one ``m.room.create`` event, made with the room."""
         if event_type == "m.room.create":
-            raise MatrixError(403, "M_FORBIDDEN", "m.room.create can only be sent when the room is created")
+            raise MatrixError(
+                403, "M_FORBIDDEN", "m.room.create can only be sent when the room is created"
+            )
 
     def _check_rate(self, requester):
         if self._limiter is not None:
@@ -114,7 +118,9 @@ class RoomActions:
         :returns: (coroutine) the event ID.
         """
         self._check_not_create(event_type)
-        existing = await self._events.get_event_by_txn_id(requester.user_id, requester.device_id, txn_id)
+        existing = await self._events.get_event_by_txn_id(
+            requester.user_id, requester.device_id, txn_id
+        )
         if existing is None:
             self._check_rate(requester)
         event_id, _ = await self._creator.send_event(
@@ -131,7 +137,11 @@ class RoomActions:
         self._check_not_create(event_type)
         current = await self._events.get_current_state(room_id, types=[(event_type, state_key)])
         same = current.get((event_type, state_key))
-        if same is not None and same.sender == requester.user_id and same.pdu.get("content") == content:
+        if (
+            same is not None
+            and same.sender == requester.user_id
+            and same.pdu.get("content") == content
+        ):
             return same.event_id
         self._check_rate(requester)
         event_id, _ = await self._creator.send_event(
@@ -145,11 +155,18 @@ class RoomActions:
         :returns: (coroutine) the redaction event's ID.
         """
         content = {} if reason is None else {"reason": reason}
-        if await self._events.get_event_by_txn_id(requester.user_id, requester.device_id, txn_id) is None:
+        if (
+            await self._events.get_event_by_txn_id(requester.user_id, requester.device_id, txn_id)
+            is None
+        ):
             self._check_rate(requester)
         redaction_id, _ = await self._creator.send_event(
-            room_id, requester.user_id, "m.room.redaction", content,
-            txn=(requester.device_id, txn_id), redacts=event_id,
+            room_id,
+            requester.user_id,
+            "m.room.redaction",
+            content,
+            txn=(requester.device_id, txn_id),
+            redacts=event_id,
         )
         return redaction_id
 
@@ -172,13 +189,19 @@ class RoomActions:
         members = await self._rooms.get_members(room_id)
         target = members.get(user_id)
         if target is None or target.membership not in ("join", "invite", "knock"):
-            raise MatrixError(403, "M_FORBIDDEN", f"{user_id} is not in the room, so cannot be kicked")
-        return await self._membership.set_membership_of_other(requester.user_id, room_id, user_id, "leave", reason)
+            raise MatrixError(
+                403, "M_FORBIDDEN", f"{user_id} is not in the room, so cannot be kicked"
+            )
+        return await self._membership.set_membership_of_other(
+            requester.user_id, room_id, user_id, "leave", reason
+        )
 
     async def ban(self, requester, room_id, user_id, reason=None):
         """Ban a user. :returns: (coroutine) the event ID."""
         await self._check_room_known(room_id)
-        return await self._membership.set_membership_of_other(requester.user_id, room_id, user_id, "ban", reason)
+        return await self._membership.set_membership_of_other(
+            requester.user_id, room_id, user_id, "ban", reason
+        )
 
     async def unban(self, requester, room_id, user_id, reason=None):
         """Unban a banned user (their membership becomes ``leave``). :returns: (coroutine) the event ID."""
@@ -187,7 +210,9 @@ class RoomActions:
         target = members.get(user_id)
         if target is None or target.membership != "ban":
             raise MatrixError(403, "M_FORBIDDEN", f"{user_id} is not banned from the room")
-        return await self._membership.set_membership_of_other(requester.user_id, room_id, user_id, "leave", reason)
+        return await self._membership.set_membership_of_other(
+            requester.user_id, room_id, user_id, "leave", reason
+        )
 
     async def forget(self, requester, room_id):
         """Forget a room the user is no longer in.
@@ -200,7 +225,9 @@ class RoomActions:
         if current == "join":
             raise MatrixError(400, "M_UNKNOWN", f"User {requester.user_id} is in room {room_id}")
         if current is None or not await self._rooms.forget_room(requester.user_id, room_id):
-            raise MatrixError(404, "M_NOT_FOUND", f"User {requester.user_id} has no membership of room {room_id}")
+            raise MatrixError(
+                404, "M_NOT_FOUND", f"User {requester.user_id} has no membership of room {room_id}"
+            )
         self.log.info("{user_id} forgot {room_id}", user_id=requester.user_id, room_id=room_id)
 
     async def _check_room_known(self, room_id):
@@ -377,7 +404,9 @@ class RoomReader:
         if at is not None:
             at_stream = parse_position(at).stream
         if access.until_stream is not None:
-            at_stream = access.until_stream if at_stream is None else min(at_stream, access.until_stream)
+            at_stream = (
+                access.until_stream if at_stream is None else min(at_stream, access.until_stream)
+            )
         members = await self._rooms.get_members(room_id, at_stream=at_stream)
 
         def wanted(kind):
@@ -387,7 +416,9 @@ class RoomReader:
                 not_membership is not None and kind != not_membership
             )
 
-        ids = [member.event_id for _, member in sorted(members.items()) if wanted(member.membership)]
+        ids = [
+            member.event_id for _, member in sorted(members.items()) if wanted(member.membership)
+        ]
         stored = await self._events.get_events(ids)
         return await self._serialise([stored[i] for i in ids if i in stored], version)
 
@@ -400,7 +431,9 @@ class RoomReader:
         await self._room_version(room_id)
         members = await self._rooms.get_members(room_id, membership="join")
         if requester.user_id not in members:
-            raise MatrixError(403, "M_FORBIDDEN", f"User {requester.user_id} is not in room {room_id}")
+            raise MatrixError(
+                403, "M_FORBIDDEN", f"User {requester.user_id} is not in room {room_id}"
+            )
         stored = await self._events.get_events([m.event_id for m in members.values()])
         joined = {}
         for user_id, member in sorted(members.items()):
@@ -418,7 +451,9 @@ class RoomReader:
         memberships = await self._rooms.get_rooms_for_user(requester.user_id, memberships=("join",))
         return [m.room_id for m in memberships]
 
-    async def get_messages(self, requester, room_id, from_token, to_token, direction, limit, event_filter):
+    async def get_messages(
+        self, requester, room_id, from_token, to_token, direction, limit, event_filter
+    ):
         """A page of the room's timeline for ``GET /messages``.
 
         :param from_token: where to start, or ``None`` for the latest event the user may see
@@ -449,7 +484,9 @@ class RoomReader:
         while not exhausted and len(chunk) < limit and rounds < MAX_PAGINATION_ROUNDS:
             rounds += 1
             wanted = max(limit - len(chunk), PAGINATION_BATCH)
-            batch = await self._events.get_room_events_stream(room_id, end, to_position, wanted, direction)
+            batch = await self._events.get_room_events_stream(
+                room_id, end, to_position, wanted, direction
+            )
             visible = await self._visibility.filter_for_user(requester.user_id, batch)
             visible_ids = {e.event_id for e in visible}
             consumed = 0
@@ -464,7 +501,11 @@ class RoomReader:
         response = {
             "start": format_room_position(start),
             "chunk": await self._serialise(chunk, version, with_prev_content=True),
-            "state": await self._lazy_members(room_id, chunk, version) if event_filter.lazy_load_members else [],
+            "state": (
+                await self._lazy_members(room_id, chunk, version)
+                if event_filter.lazy_load_members
+                else []
+            ),
         }
         if not exhausted:
             response["end"] = format_room_position(end)
@@ -493,7 +534,9 @@ class RoomReader:
         async def around(position, count, direction):
             if count <= 0:
                 return [], position
-            batch = await self._events.get_room_events_stream(room_id, position, None, count, direction)
+            batch = await self._events.get_room_events_stream(
+                room_id, position, None, count, direction
+            )
             visible = await self._visibility.filter_for_user(requester.user_id, batch)
             last = position
             if batch:
@@ -504,11 +547,21 @@ class RoomReader:
         after, end = await around(target.position, after_limit, "f")
         last_event = after[-1] if after else target
         if event_filter.lazy_load_members:
-            state = await self._lazy_members(room_id, before + [target] + after, version, last_event)
+            state = await self._lazy_members(
+                room_id, before + [target] + after, version, last_event
+            )
         else:
-            ids = await self._state.get_state_group_ids(last_event.state_group) if last_event.state_group else {}
+            ids = (
+                await self._state.get_state_group_ids(last_event.state_group)
+                if last_event.state_group
+                else {}
+            )
             stored = await self._events.get_events(list(ids.values()))
-            state_events = [stored[i] for _, i in sorted(ids.items()) if i in stored and event_filter.matches_stored(stored[i])]
+            state_events = [
+                stored[i]
+                for _, i in sorted(ids.items())
+                if i in stored and event_filter.matches_stored(stored[i])
+            ]
             state = await self._serialise(state_events, version)
         return {
             "start": format_room_position(start),
@@ -532,4 +585,6 @@ class RoomReader:
         else:
             ids = await self._events.get_current_state_ids(room_id, types=keys)
         stored = await self._events.get_events(list(ids.values()))
-        return await self._serialise([stored[i] for _, i in sorted(ids.items()) if i in stored], version)
+        return await self._serialise(
+            [stored[i] for _, i in sorted(ids.items()) if i in stored], version
+        )
