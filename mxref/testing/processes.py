@@ -25,6 +25,7 @@ Deferreds, for trial tests that need the reactor to keep turning meanwhile.
 """
 
 import abc
+import atexit
 import datetime
 import hashlib
 import hmac
@@ -171,6 +172,20 @@ def read_rss_kib(pid: int) -> int:
     except FileNotFoundError:
         pass
     raise LookupError(f"no VmRSS for process {pid}")
+
+
+#: Server processes started and not yet reaped, killed at interpreter exit so that a test run
+#: that dies half-way leaves no server behind.
+_live_processes = set()
+
+
+@atexit.register
+def _kill_leftover_processes() -> None:
+    for process in list(_live_processes):
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    _live_processes.clear()
 
 
 class HomeserverStartError(Exception):
@@ -328,6 +343,7 @@ class HomeserverProcess(abc.ABC):
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        _live_processes.add(self.process)
         try:
             self._wait_until_ready()
         except BaseException:
@@ -369,6 +385,7 @@ class HomeserverProcess(abc.ABC):
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        _live_processes.discard(self.process)
         return self.process.returncode
 
     def kill(self) -> int | None:
@@ -381,6 +398,7 @@ class HomeserverProcess(abc.ABC):
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        _live_processes.discard(self.process)
         return self.process.returncode
 
     def restart(self) -> None:
