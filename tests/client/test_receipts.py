@@ -5,7 +5,7 @@ from mxref.client.receipts.service import ReadReceipts, TypingRequests
 from mxref.client.receipts.typing import MAX_TYPING_TIMEOUT_MS, TypingTracker
 from tests.client.rooms_support import RoomApiTestCase, path_part
 from tests.client.support import deferred_test
-from tests.schema import validate_request
+from tests.schema import validate_request, validate_schema
 
 RECEIPT = ("receipts.yaml", "/rooms/{roomId}/receipt/{receiptType}/{eventId}")
 MARKERS = ("read_markers.yaml", "/rooms/{roomId}/read_markers")
@@ -209,6 +209,9 @@ class TypingTests(ReceiptsTestCase):
             self.alice,
         )
         self.assertEqual(self.typing.typing_in(room_id), [self.bob.user_id])
+        event = self.typing.typing_event(room_id)
+        self.assertEqual(event, {"type": "m.typing", "content": {"user_ids": [self.bob.user_id]}})
+        validate_schema("event-schemas/schema/m.typing.yaml", event)
         before = self.typing.position
         self.harness.clock.advance(4)
         self.assertEqual(self.typing.typing_in(room_id), [self.bob.user_id])

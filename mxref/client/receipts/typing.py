@@ -9,8 +9,9 @@ delivers the ``m.typing`` EDU (``content.user_ids``) to room members in ``/sync`
 :class:`TypingTracker` is that state for this server's users. Each change (start, stop,
 timeout) advances a stream position and notifies the ``"typing"`` stream of the
 :class:`~mxref.notifier.Notifier` with the room, so ``/sync`` long-polls wake up; ``/sync``
-reads the current typers with :meth:`TypingTracker.typing_in` and can tell whether a room
-changed since a position with :meth:`TypingTracker.changed_since`.
+reads the current typers with :meth:`TypingTracker.typing_in` (or the whole event with
+:meth:`TypingTracker.typing_event`) and can tell whether a room changed since a position with
+:meth:`TypingTracker.changed_since`.
 """
 
 from mxref.errors import MatrixError
@@ -48,6 +49,11 @@ class TypingTracker:
     def typing_in(self, room_id) -> list:
         """The user IDs currently typing in ``room_id``, sorted. Not a Deferred."""
         return sorted(self._typing.get(room_id, ()))
+
+    def typing_event(self, room_id) -> dict:
+        """The ``m.typing`` ephemeral event ``/sync`` gives for ``room_id`` (``content.user_ids``
+        lists the current typers, possibly none). Not a Deferred."""
+        return {"type": "m.typing", "content": {"user_ids": self.typing_in(room_id)}}
 
     def changed_since(self, room_id, position) -> bool:
         """Whether the typers of ``room_id`` changed after stream ``position``. Not a Deferred."""
