@@ -67,6 +67,18 @@ class CreateRoomTests(RoomApiTestCase):
         self.assertEqual(rules, {"join_rule": "invite"})
 
     @deferred_test
+    async def test_r0_paths(self):
+        """The legacy r0 paths serve the same endpoints."""
+        response = await self.harness.request(
+            "POST", "/_matrix/client/r0/createRoom", body={}, token=self.alice.access_token
+        )
+        self.assertEqual(response.code, 200)
+        rooms = await self.harness.request(
+            "GET", "/_matrix/client/r0/joined_rooms", token=self.alice.access_token
+        )
+        self.assertEqual(rooms.json(), {"joined_rooms": [response.json()["room_id"]]})
+
+    @deferred_test
     async def test_wrong_field_types_are_refused(self):
         """Each createRoom field of the wrong type gives 400 M_BAD_JSON."""
         wrong = {
