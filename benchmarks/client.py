@@ -76,7 +76,9 @@ def measure_sequential(client: CSClient, room_id: str, count: int) -> float:
 
 def measure_concurrent(clients: list, room_id: str, count: int) -> float:
     """Send ``count`` messages in total from ``clients``, one thread each; returns events/s."""
-    shares = [count // len(clients) + (1 if i < count % len(clients) else 0) for i in range(len(clients))]
+    shares = [
+        count // len(clients) + (1 if i < count % len(clients) else 0) for i in range(len(clients))
+    ]
     barrier = threading.Barrier(len(clients) + 1)
     errors = []
 
@@ -89,7 +91,8 @@ def measure_concurrent(clients: list, room_id: str, count: int) -> float:
             errors.append(e)
 
     threads = [
-        threading.Thread(target=send_share, args=(client, share, i)) for i, (client, share) in enumerate(zip(clients, shares))
+        threading.Thread(target=send_share, args=(client, share, i))
+        for i, (client, share) in enumerate(zip(clients, shares))
     ]
     for thread in threads:
         thread.start()
@@ -107,7 +110,11 @@ def measure_latency(sender: CSClient, receiver: CSClient, room_id: str, samples:
     """Send ``samples`` messages one at a time and time each one's arrival in the receiver's
     long-polling ``/sync``; returns the latencies in milliseconds."""
     room_filter = {
-        "room": {"rooms": [room_id], "timeline": {"limit": 50}, "state": {"lazy_load_members": True}},
+        "room": {
+            "rooms": [room_id],
+            "timeline": {"limit": 50},
+            "state": {"lazy_load_members": True},
+        },
         "presence": {"types": []},
         "account_data": {"types": []},
     }
@@ -140,7 +147,11 @@ def measure_latency(sender: CSClient, receiver: CSClient, room_id: str, samples:
     try:
         for sample in range(samples):
             started = time.perf_counter()
-            sender.send_event(room_id, "m.room.message", {"msgtype": "m.text", "body": f"ping {sample}", "sample": sample})
+            sender.send_event(
+                room_id,
+                "m.room.message",
+                {"msgtype": "m.text", "body": f"ping {sample}", "sample": sample},
+            )
             if not signals[sample].wait(30):
                 raise TimeoutError(f"sample {sample} did not arrive in /sync within 30 s")
             if failure:
@@ -213,7 +224,9 @@ def one_run(kind: str, workdir: str, database: dict | None, options) -> dict:
         log(f"{kind}: {json.dumps({k: round(v, 2) for k, v in figures.items()})}")
         return figures
     except Exception as e:
-        raise WorkloadError(f"{step}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+        raise WorkloadError(
+            f"{step}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        ) from e
     finally:
         server.stop()
 
@@ -221,7 +234,11 @@ def one_run(kind: str, workdir: str, database: dict | None, options) -> dict:
 def summarise(runs: list) -> dict:
     """``{metric: (median, min, max)}`` over the runs' figures."""
     return {
-        key: (statistics.median(r[key] for r in runs), min(r[key] for r in runs), max(r[key] for r in runs))
+        key: (
+            statistics.median(r[key] for r in runs),
+            min(r[key] for r in runs),
+            max(r[key] for r in runs),
+        )
         for key, *_ in METRICS
     }
 
@@ -239,7 +256,11 @@ def markdown_table(columns: dict, options) -> str:
                 continue
             median, low, high = result[key]
             cells.append(f"{number.format(median)} ({number.format(low)}–{number.format(high)})")
-        lines.append(f"| {label.format(concurrency=options.concurrency)} | {unit} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {label.format(concurrency=options.concurrency)} | {unit} | "
+            + " | ".join(cells)
+            + " |"
+        )
     return "\n".join(lines + ([""] + notes if notes else []))
 
 
@@ -247,7 +268,9 @@ def machine_description() -> str:
     """CPU model and core count (from lscpu), Python version and today's date."""
     model = platform.processor() or "unknown CPU"
     try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines():
+        for line in subprocess.run(
+            ["lscpu"], capture_output=True, text=True, check=True
+        ).stdout.splitlines():
             if line.startswith("Model name:"):
                 model = line.split(":", 1)[1].strip()
     except (OSError, subprocess.CalledProcessError):
@@ -261,10 +284,14 @@ def parse_arguments(argv=None):
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--messages", type=int, default=1000, help="messages per send test")
-    parser.add_argument("--concurrency", type=int, default=16, help="clients in the concurrent send test")
+    parser.add_argument(
+        "--concurrency", type=int, default=16, help="clients in the concurrent send test"
+    )
     parser.add_argument("--latency-samples", type=int, default=200)
     parser.add_argument("--rooms", type=int, default=100, help="createRoom calls")
-    parser.add_argument("--settle", type=float, default=3.0, help="seconds idle after start before the idle RSS")
+    parser.add_argument(
+        "--settle", type=float, default=3.0, help="seconds idle after start before the idle RSS"
+    )
     parser.add_argument("--synapse-python", default=os.environ.get("MXREF_SYNAPSE_PYTHON"))
     parser.add_argument("--json", help="also write every run's raw figures to this file")
     options = parser.parse_args(argv)
@@ -291,7 +318,9 @@ def main(argv=None) -> int:
             try:
                 for run in range(options.runs):
                     database = postgres.create_database(f"bench_{kind}_{run}") if postgres else None
-                    runs.append(one_run(kind, os.path.join(scratch, f"{kind}-{run}"), database, options))
+                    runs.append(
+                        one_run(kind, os.path.join(scratch, f"{kind}-{run}"), database, options)
+                    )
             except Exception as e:
                 log(f"{kind}: failed: {e}")
                 columns[label] = f"failed at {e}"
@@ -306,8 +335,10 @@ def main(argv=None) -> int:
 
     load_after = os.getloadavg()
     print(f"Machine: {machine_description()}")
-    print(f"Load average (1, 5, 15 min) before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
-          f"after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}\n")
+    print(
+        f"Load average (1, 5, 15 min) before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
+        f"after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}\n"
+    )
     print(
         f"Workload: {options.messages} messages sequentially, {options.messages} from {options.concurrency} "
         f"concurrent clients, {options.latency_samples} send-to-sync samples, {options.rooms} createRoom; "

@@ -89,7 +89,9 @@ def _open_connection(base_url: str, timeout: float) -> http.client.HTTPConnectio
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-        return http.client.HTTPSConnection(parts.hostname, parts.port or 443, timeout=timeout, context=context)
+        return http.client.HTTPSConnection(
+            parts.hostname, parts.port or 443, timeout=timeout, context=context
+        )
     return http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
 
 
@@ -143,7 +145,14 @@ class CSClient:
 
     # --- transport -------------------------------------------------------------------
 
-    def request(self, method: str, path: str, body=None, query: dict | None = None, timeout: float | None = None):
+    def request(
+        self,
+        method: str,
+        path: str,
+        body=None,
+        query: dict | None = None,
+        timeout: float | None = None,
+    ):
         """Make an authenticated request on this thread's kept-alive connection; blocking.
 
         A request that fails because the server had closed the idle connection is sent
@@ -247,7 +256,11 @@ class CSClient:
 
     def invite(self, room_id: str, user_id: str) -> None:
         """Invite ``user_id`` into ``room_id``; blocking."""
-        self.request("POST", f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/invite", {"user_id": user_id})
+        self.request(
+            "POST",
+            f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/invite",
+            {"user_id": user_id},
+        )
 
     def join(self, room_id_or_alias: str, via: list | tuple = ()) -> str:
         """Join a room by ID or alias; blocking. Returns the room ID.
@@ -260,7 +273,9 @@ class CSClient:
             path += "?" + urlencode([("via", server) for server in via])
         return self.request("POST", path, {})["room_id"]
 
-    def send_event(self, room_id: str, event_type: str, content: dict, txn_id: str | None = None) -> str:
+    def send_event(
+        self, room_id: str, event_type: str, content: dict, txn_id: str | None = None
+    ) -> str:
         """``PUT /rooms/{roomId}/send/{eventType}/{txnId}``; blocking.
 
         :param txn_id: the transaction ID; a fresh one is chosen when ``None``.
@@ -275,14 +290,18 @@ class CSClient:
 
     def send_message(self, room_id: str, text: str, txn_id: str | None = None) -> str:
         """Send an ``m.room.message`` of msgtype ``m.text``; blocking. Returns the event ID."""
-        return self.send_event(room_id, "m.room.message", {"msgtype": "m.text", "body": text}, txn_id)
+        return self.send_event(
+            room_id, "m.room.message", {"msgtype": "m.text", "body": text}, txn_id
+        )
 
     def messages(
         self, room_id: str, from_token: str | None = None, direction: str = "b", limit: int = 10
     ) -> dict:
         """``GET /rooms/{roomId}/messages``; blocking. Returns ``{"chunk", "start", "end"?, ...}``."""
         query = {"dir": direction, "limit": limit, "from": from_token}
-        return self.request("GET", f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/messages", query=query)
+        return self.request(
+            "GET", f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/messages", query=query
+        )
 
     # --- sync ------------------------------------------------------------------------
 
@@ -309,9 +328,13 @@ class CSClient:
             "filter": filter,
             "full_state": "true" if full_state else None,
         }
-        return self.request("GET", "/_matrix/client/v3/sync", query=query, timeout=self.timeout + timeout_ms / 1000)
+        return self.request(
+            "GET", "/_matrix/client/v3/sync", query=query, timeout=self.timeout + timeout_ms / 1000
+        )
 
-    def sync_until(self, predicate, since: str | None = None, deadline_s: float = 30.0, timeout_ms: int = 5000):
+    def sync_until(
+        self, predicate, since: str | None = None, deadline_s: float = 30.0, timeout_ms: int = 5000
+    ):
         """Long-poll ``/sync`` until ``predicate(response)`` is true; blocking.
 
         :param predicate: called with each sync response; a true result stops the loop.

@@ -38,11 +38,15 @@ def run_asyncio(coroutine_function, *args, timeout: float = 120.0, **kwargs):
 
     def in_thread():
         try:
-            outcome["result"] = asyncio.run(asyncio.wait_for(coroutine_function(*args, **kwargs), timeout))
+            outcome["result"] = asyncio.run(
+                asyncio.wait_for(coroutine_function(*args, **kwargs), timeout)
+            )
         except BaseException as e:
             outcome["error"] = e
 
-    thread = threading.Thread(target=in_thread, name=f"asyncio-{coroutine_function.__name__}", daemon=True)
+    thread = threading.Thread(
+        target=in_thread, name=f"asyncio-{coroutine_function.__name__}", daemon=True
+    )
     thread.start()
     thread.join()
     if "error" in outcome:
@@ -53,7 +57,13 @@ def run_asyncio(coroutine_function, *args, timeout: float = 120.0, **kwargs):
 def run_asyncio_deferred(reactor, coroutine_function, *args, timeout: float = 120.0, **kwargs):
     """:func:`run_asyncio` from the reactor's thread pool; returns a Deferred with the result."""
     return deferToThreadPool(
-        reactor, reactor.getThreadPool(), run_asyncio, coroutine_function, *args, timeout=timeout, **kwargs
+        reactor,
+        reactor.getThreadPool(),
+        run_asyncio,
+        coroutine_function,
+        *args,
+        timeout=timeout,
+        **kwargs,
     )
 
 
@@ -91,17 +101,23 @@ async def register_with_nio(client, username: str, password: str):
         session = source.get("session")
     if session is None:
         raise NioScenarioError(f"register {username}: {response!r}")
-    response = await client.register(username, password, device_name=f"{username} nio", session_token=session)
+    response = await client.register(
+        username, password, device_name=f"{username} nio", session_token=session
+    )
     return _expect(f"register {username} (session {session})", response, RegisterResponse)
 
 
-async def _sync_until(client, predicate, step: str, deadline_s: float = 30.0, sync_filter: dict | None = None):
+async def _sync_until(
+    client, predicate, step: str, deadline_s: float = 30.0, sync_filter: dict | None = None
+):
     """Sync repeatedly (long-polling) until ``predicate(sync_response)``; returns that response."""
     from nio import SyncResponse
 
     end = time.monotonic() + deadline_s
     while True:
-        response = _expect(step, await client.sync(timeout=3000, sync_filter=sync_filter), SyncResponse)
+        response = _expect(
+            step, await client.sync(timeout=3000, sync_filter=sync_filter), SyncResponse
+        )
         if predicate(response):
             return response
         if time.monotonic() > end:
@@ -154,7 +170,11 @@ async def chat_scenario(
         observed["alice_user_id"] = registered.user_id
         bob_registered = await register_with_nio(bob_registration_client, bob, password)
         observed["bob_user_id"] = bob_registered.user_id
-        login = _expect("bob login", await bob_client.login(password, device_name="bob second device"), LoginResponse)
+        login = _expect(
+            "bob login",
+            await bob_client.login(password, device_name="bob second device"),
+            LoginResponse,
+        )
         observed["bob_device_ids"] = [bob_registered.device_id, login.device_id]
 
         created = _expect(
@@ -163,7 +183,11 @@ async def chat_scenario(
             RoomCreateResponse,
         )
         room_id = observed["room_id"] = created.room_id
-        _expect("invite", await alice_client.room_invite(room_id, bob_registered.user_id), RoomInviteResponse)
+        _expect(
+            "invite",
+            await alice_client.room_invite(room_id, bob_registered.user_id),
+            RoomInviteResponse,
+        )
 
         await _sync_until(bob_client, lambda r: room_id in r.rooms.invite, "bob sees the invite")
         observed["invite_seen"] = True
@@ -171,7 +195,9 @@ async def chat_scenario(
 
         sent = []
         for i in range(message_count):
-            response = await alice_client.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": f"nio {i}"})
+            response = await alice_client.room_send(
+                room_id, "m.room.message", {"msgtype": "m.text", "body": f"nio {i}"}
+            )
             sent.append(_expect(f"send {i}", response, RoomSendResponse).event_id)
         observed["sent_event_ids"] = sent
         edit_content = {
@@ -180,7 +206,11 @@ async def chat_scenario(
             "m.new_content": {"msgtype": "m.text", "body": "nio 0 (edited)"},
             "m.relates_to": {"rel_type": "m.replace", "event_id": sent[0]},
         }
-        edit = _expect("edit", await alice_client.room_send(room_id, "m.room.message", edit_content), RoomSendResponse)
+        edit = _expect(
+            "edit",
+            await alice_client.room_send(room_id, "m.room.message", edit_content),
+            RoomSendResponse,
+        )
         observed["edit_event_id"] = edit.event_id
 
         synced = []
@@ -206,7 +236,9 @@ async def chat_scenario(
         for _ in range(100):
             page = _expect(
                 "messages",
-                await bob_client.room_messages(room_id, start=token, direction=MessageDirection.back, limit=page_size),
+                await bob_client.room_messages(
+                    room_id, start=token, direction=MessageDirection.back, limit=page_size
+                ),
                 RoomMessagesResponse,
             )
             if not page.chunk:

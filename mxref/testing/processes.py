@@ -47,7 +47,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from signedjson.key import generate_signing_key, write_signing_keys
 from twisted.internet.threads import deferToThreadPool
-from twisted.logger import FilteringLogObserver, LogLevel, LogLevelFilterPredicate, textFileLogObserver
+from twisted.logger import (
+    FilteringLogObserver,
+    LogLevel,
+    LogLevelFilterPredicate,
+    textFileLogObserver,
+)
 
 from mxref.testing.csclient import CSClient, MatrixRequestError, request_json
 
@@ -99,7 +104,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def write_self_signed_certificate(cert_path: str, key_path: str, hostname: str = "localhost") -> None:
+def write_self_signed_certificate(
+    cert_path: str, key_path: str, hostname: str = "localhost"
+) -> None:
     """Write a self-signed TLS certificate and its RSA key as PEM files.
 
     The certificate names ``hostname``, ``localhost``, ``127.0.0.1`` and ``::1`` as
@@ -155,7 +162,11 @@ def shared_secret_mac(secret: str, nonce: str, user: str, password: str, admin: 
     ``/_synapse/admin/v1/register`` API defines it.
     """
     mac = hmac.new(secret.encode("utf-8"), digestmod=hashlib.sha1)
-    mac.update(b"\x00".join([nonce.encode(), user.encode(), password.encode(), b"admin" if admin else b"notadmin"]))
+    mac.update(
+        b"\x00".join(
+            [nonce.encode(), user.encode(), password.encode(), b"admin" if admin else b"notadmin"]
+        )
+    )
     return mac.hexdigest()
 
 
@@ -305,7 +316,10 @@ class HomeserverProcess(abc.ABC):
             "tls_private_key_path": self.tls_private_key_path,
             "signing_key_path": self.signing_key_path,
             "database": self.database
-            or {"name": "sqlite3", "args": {"database": os.path.join(self.workdir, "homeserver.db")}},
+            or {
+                "name": "sqlite3",
+                "args": {"database": os.path.join(self.workdir, "homeserver.db")},
+            },
             "enable_registration": True,
             "enable_registration_without_verification": True,
             "registration_shared_secret": self.registration_shared_secret,
@@ -443,11 +457,15 @@ class HomeserverProcess(abc.ABC):
             "username": localpart,
             "password": password,
             "admin": admin,
-            "mac": shared_secret_mac(self.registration_shared_secret, nonce, localpart, password, admin),
+            "mac": shared_secret_mac(
+                self.registration_shared_secret, nonce, localpart, password, admin
+            ),
         }
         return request_json(self.client_url, "POST", path, body)[1]
 
-    def client_for(self, localpart: str, password: str | None = None, admin: bool = False) -> CSClient:
+    def client_for(
+        self, localpart: str, password: str | None = None, admin: bool = False
+    ) -> CSClient:
         """Register ``localpart`` and return a :class:`CSClient` logged in as it; blocking."""
         registered = self.register_user(localpart, password or secrets.token_hex(8), admin)
         return CSClient(
@@ -469,14 +487,18 @@ class HomeserverProcess(abc.ABC):
 
     def register_user_deferred(self, reactor, localpart: str, password: str, admin: bool = False):
         """:meth:`register_user` in the reactor's thread pool; returns a Deferred firing with its dict."""
-        return deferToThreadPool(reactor, reactor.getThreadPool(), self.register_user, localpart, password, admin)
+        return deferToThreadPool(
+            reactor, reactor.getThreadPool(), self.register_user, localpart, password, admin
+        )
 
 
 def _logging_config(log_path: str) -> dict:
     """A Python ``logging.config.dictConfig`` writing WARNING and above to ``log_path``."""
     return {
         "version": 1,
-        "formatters": {"precise": {"format": "%(asctime)s - %(name)s - %(levelname)s - %(message)s"}},
+        "formatters": {
+            "precise": {"format": "%(asctime)s - %(name)s - %(levelname)s - %(message)s"}
+        },
         "handlers": {
             "file": {"class": "logging.FileHandler", "formatter": "precise", "filename": log_path},
         },
@@ -550,7 +572,9 @@ def warning_log_observer():
     """A twistd ``--logger`` factory: Twisted log events of level warn and above, as text on
     stdout (which the harness captures). Keeps per-request access logs out of the way, like
     the WARNING-level file log Synapse gets."""
-    return FilteringLogObserver(textFileLogObserver(sys.stdout), [LogLevelFilterPredicate(LogLevel.warn)])
+    return FilteringLogObserver(
+        textFileLogObserver(sys.stdout), [LogLevelFilterPredicate(LogLevel.warn)]
+    )
 
 
 class MxrefProcess(HomeserverProcess):
@@ -586,7 +610,10 @@ class MxrefProcess(HomeserverProcess):
         """Synapse-format keys with the SQLite database inside the data directory."""
         config = super().common_config()
         if self.database is None:
-            config["database"] = {"name": "sqlite3", "args": {"database": os.path.join(self.data_dir, "homeserver.db")}}
+            config["database"] = {
+                "name": "sqlite3",
+                "args": {"database": os.path.join(self.data_dir, "homeserver.db")},
+            }
         return config
 
     def write_config(self) -> None:
@@ -624,7 +651,9 @@ class MxrefProcess(HomeserverProcess):
         the ``twisted/plugins/mxref_plugin.py`` drop-in whatever the working directory."""
         env = dict(os.environ)
         root = _source_root()
-        env["PYTHONPATH"] = os.pathsep.join([root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        env["PYTHONPATH"] = os.pathsep.join(
+            [root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+        )
         return env
 
 
@@ -632,7 +661,11 @@ def _find_postgres_bindir() -> str | None:
     """The directory holding ``initdb`` and ``pg_ctl`` (Debian's layout first), or ``None``."""
     base = "/usr/lib/postgresql"
     if os.path.isdir(base):
-        for version in sorted(os.listdir(base), key=lambda v: [int(p) for p in v.split(".") if p.isdigit()], reverse=True):
+        for version in sorted(
+            os.listdir(base),
+            key=lambda v: [int(p) for p in v.split(".") if p.isdigit()],
+            reverse=True,
+        ):
             candidate = os.path.join(base, version, "bin")
             if os.access(os.path.join(candidate, "initdb"), os.X_OK):
                 return candidate
@@ -652,7 +685,9 @@ class ThrowawayPostgres:
     def __init__(self, bindir: str | None = None):
         self.bindir = bindir or _find_postgres_bindir()
         if self.bindir is None:
-            raise FileNotFoundError("PostgreSQL's initdb was not found (install the postgresql package)")
+            raise FileNotFoundError(
+                "PostgreSQL's initdb was not found (install the postgresql package)"
+            )
         self.directory = None
         self.port = None
         self._as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
@@ -666,14 +701,35 @@ class ThrowawayPostgres:
         data = os.path.join(self.directory, "data")
         subprocess.run(
             self._as_postgres
-            + [os.path.join(self.bindir, "initdb"), "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C"],
+            + [
+                os.path.join(self.bindir, "initdb"),
+                "-D",
+                data,
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
             check=True,
             stdout=subprocess.DEVNULL,
         )
         options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
         subprocess.run(
             self._as_postgres
-            + [os.path.join(self.bindir, "pg_ctl"), "-D", data, "-l", os.path.join(self.directory, "log"), "-w", "-o", options, "start"],
+            + [
+                os.path.join(self.bindir, "pg_ctl"),
+                "-D",
+                data,
+                "-l",
+                os.path.join(self.directory, "log"),
+                "-w",
+                "-o",
+                options,
+                "start",
+            ],
             check=True,
             stdout=subprocess.DEVNULL,
         )
@@ -685,9 +741,19 @@ class ThrowawayPostgres:
             self._as_postgres
             + [
                 os.path.join(self.bindir, "psql"),
-                "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres", "-q",
-                "-v", "ON_ERROR_STOP=1",
-                "-c", f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'",
             ],
             check=True,
             stdout=subprocess.DEVNULL,
@@ -710,7 +776,14 @@ class ThrowawayPostgres:
             return
         subprocess.run(
             self._as_postgres
-            + [os.path.join(self.bindir, "pg_ctl"), "-D", os.path.join(self.directory, "data"), "-m", "immediate", "stop"],
+            + [
+                os.path.join(self.bindir, "pg_ctl"),
+                "-D",
+                os.path.join(self.directory, "data"),
+                "-m",
+                "immediate",
+                "stop",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -35,7 +35,9 @@ class MxrefProcessConfigTests(unittest.TestCase):
         self.assertTrue(listeners[server.federation_port].tls)
         self.assertIn("federation", listeners[server.federation_port].resource_names)
         self.assertTrue(config.database.sqlite_path.startswith(server.data_dir))
-        self.assertEqual(config.registration.registration_shared_secret, server.registration_shared_secret)
+        self.assertEqual(
+            config.registration.registration_shared_secret, server.registration_shared_secret
+        )
 
     def test_overrides_replace_generated_keys(self):
         """config_overrides replace top-level keys of the generated config."""

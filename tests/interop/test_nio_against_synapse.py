@@ -10,7 +10,12 @@ import os
 from twisted.internet import reactor
 from twisted.trial import unittest
 
-from mxref.testing.nio_driver import NioScenarioError, chat_scenario, run_asyncio, run_asyncio_deferred
+from mxref.testing.nio_driver import (
+    NioScenarioError,
+    chat_scenario,
+    run_asyncio,
+    run_asyncio_deferred,
+)
 from mxref.testing.processes import SynapseProcess
 
 SYNAPSE_PYTHON = os.environ.get("MXREF_SYNAPSE_PYTHON")
@@ -66,7 +71,9 @@ class NioChatScenarioMixin:
         # number sent, so his syncs carry them all, in order, without a gap.
         self.assertEqual(observed["synced_message_ids"], sent + [edit_id])
         edit = observed["edit_as_synced"]
-        self.assertEqual(edit["content"]["m.relates_to"], {"rel_type": "m.replace", "event_id": sent[0]})
+        self.assertEqual(
+            edit["content"]["m.relates_to"], {"rel_type": "m.replace", "event_id": sent[0]}
+        )
         self.assertEqual(edit["sender"], observed["alice_user_id"])
 
         # Paging backwards returns every message newest first, five events a page, back to the
@@ -85,7 +92,11 @@ class NioChatScenarioMixin:
 class NioAgainstSynapseTests(NioChatScenarioMixin, unittest.TestCase):
     """matrix-nio against Synapse: registration, rooms, edits, sync and paging work end to end."""
 
-    skip = None if SYNAPSE_PYTHON else "MXREF_SYNAPSE_PYTHON is not set: no Synapse interpreter to start"
+    skip = (
+        None
+        if SYNAPSE_PYTHON
+        else "MXREF_SYNAPSE_PYTHON is not set: no Synapse interpreter to start"
+    )
 
     def start_server(self):
         server = SynapseProcess(self.mktemp(), python=SYNAPSE_PYTHON)

@@ -126,14 +126,20 @@ class SynapseHarnessTests(unittest.TestCase):
         alice.invite(room_id, bob.user_id)
         invited, since = bob.sync_until(lambda r: room_id in r.get("rooms", {}).get("invite", {}))
         invite_state = invited["rooms"]["invite"][room_id]["invite_state"]["events"]
-        self.assertIn(("m.room.member", bob.user_id), [(e["type"], e.get("state_key")) for e in invite_state])
+        self.assertIn(
+            ("m.room.member", bob.user_id), [(e["type"], e.get("state_key")) for e in invite_state]
+        )
         self.assertEqual(bob.join(room_id), room_id)
 
         sent = [alice.send_message(room_id, f"message {i}") for i in range(3)]
         seen = []
 
         def saw_all(response):
-            seen.extend(e["event_id"] for e in timeline_events(response, room_id) if e["type"] == "m.room.message")
+            seen.extend(
+                e["event_id"]
+                for e in timeline_events(response, room_id)
+                if e["type"] == "m.room.message"
+            )
             return sent[-1] in seen
 
         bob.sync_until(saw_all, since=since)
@@ -154,7 +160,9 @@ class SynapseHarnessTests(unittest.TestCase):
         server = SynapseProcess(self.mktemp(), python=SYNAPSE_PYTHON)
         self.addCleanup(server.stop)
         d = server.start_deferred(reactor)
-        d.addCallback(lambda _: server.register_user_deferred(reactor, "dora", "a password", admin=True))
+        d.addCallback(
+            lambda _: server.register_user_deferred(reactor, "dora", "a password", admin=True)
+        )
 
         def registered(body):
             self.assertEqual(body["user_id"], f"@dora:{server.server_name}")
@@ -181,7 +189,9 @@ class SynapseHarnessTests(unittest.TestCase):
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-        connection = http.client.HTTPSConnection("127.0.0.1", server.federation_port, context=context, timeout=10)
+        connection = http.client.HTTPSConnection(
+            "127.0.0.1", server.federation_port, context=context, timeout=10
+        )
         self.addCleanup(connection.close)
         connection.request("GET", "/_matrix/key/v2/server")
         response = connection.getresponse()
@@ -230,7 +240,9 @@ class SynapseFederationTests(unittest.TestCase):
         from_bob = bob.send_message(room_id, "hello from B")
         alice.sync_until(lambda r: from_bob in [e["event_id"] for e in timeline_events(r, room_id)])
         from_alice = alice.send_message(room_id, "hello from A")
-        response, _ = bob.sync_until(lambda r: from_alice in [e["event_id"] for e in timeline_events(r, room_id)])
+        response, _ = bob.sync_until(
+            lambda r: from_alice in [e["event_id"] for e in timeline_events(r, room_id)]
+        )
         event = next(e for e in timeline_events(response, room_id) if e["event_id"] == from_alice)
         self.assertEqual(event["sender"], f"@alice:{server_a.server_name}")
         self.assertEqual(event["content"]["body"], "hello from A")
