@@ -32,7 +32,16 @@ from mxref.client.account_data.resource import AccountDataResource
 from mxref.client.account_data.service import AccountDataService
 from mxref.client.filters.resource import FilterResource
 from mxref.client.filters.service import FilterService
+from mxref.client.directory.resource import DirectoryResource
+from mxref.client.directory.service import RoomDirectory
 from mxref.client.meta.resource import MetaResource
+from mxref.client.profile.resource import ProfileResource
+from mxref.client.profile.service import ProfileService
+from mxref.client.receipts.resource import ReceiptResource
+from mxref.client.receipts.service import ReadReceipts, TypingRequests
+from mxref.client.receipts.typing import TypingTracker
+from mxref.client.rooms.resource import RoomReadingResource, RoomResource
+from mxref.client.rooms.service import RoomActions, RoomReader
 from mxref.client.sync.resource import SyncResource
 from mxref.client.sync.service import SyncService
 from mxref.client.visibility import EventVisibility
@@ -134,6 +143,11 @@ class HomeServer:
             default_room_version=config.server.default_room_version,
         )
         self.visibility = EventVisibility(store.events, store.state, store.rooms)
+        self.room_reader = RoomReader(store.events, store.rooms, store.state, self.visibility, reactor)
+        self.directory = RoomDirectory(store.events, store.rooms, self.membership, self.server_name)
+        self.profiles = ProfileService(store.accounts, store.rooms, store.events, self.event_creator, self.server_name)
+        self.typing = TypingTracker(reactor, self.notifier)
+        self.receipts = ReadReceipts(store.client_data, store.events, store.rooms, self.notifier, reactor)
         self.filters = FilterService(store.client_data)
         self.account_data = AccountDataService(store.client_data, self.notifier)
         self.sync = SyncService(
@@ -182,6 +196,9 @@ class HomeServer:
         )
         self.authenticator = RequestAuthenticator(self.login.get_token_owner, reactor)
         self.message_limiter = _limiter(reactor, limits.rc_message)
+        self.room_actions = RoomActions(
+            self.event_creator, self.room_creator, self.membership, store.events, store.rooms, self.message_limiter
+        )
 
         self.client_resource = JsonResource()
         for endpoints in self._client_endpoints():
@@ -213,6 +230,16 @@ class HomeServer:
             DeviceResource(self.devices, self.authenticator),
             AccountSecurityResource(self.account_security, self.authenticator),
             SharedSecretRegistrationResource(self.registrar),
+            RoomResource(self.room_actions, self.authenticator),
+            RoomReadingResource(self.room_reader, self.authenticator),
+            DirectoryResource(
+                self.directory,
+                self.authenticator,
+                self.server_name,
+                self.config.server.allow_public_rooms_without_auth,
+            ),
+            ProfileResource(self.profiles, self.authenticator),
+            ReceiptResource(self.receipts, TypingRequests(self.typing, self.store.rooms), self.authenticator),
             FilterResource(self.filters, self.authenticator),
             AccountDataResource(self.account_data, self.authenticator),
             SyncResource(self.sync, self.authenticator),
