@@ -28,8 +28,18 @@ import attr
 from mxref.errors import MatrixError
 from mxref.storage.records import RoomPosition
 
-_STREAM_TOKEN = re.compile(r"s(\d+)(?:_(\d+)_(\d+))?")
-_TOPOLOGICAL_TOKEN = re.compile(r"t(-?\d+)_(\d+)")
+_STREAM_TOKEN = re.compile(r"s(\d{1,19})(?:_(\d{1,19})_(\d{1,19}))?")
+_TOPOLOGICAL_TOKEN = re.compile(r"t(-?\d{1,19})_(\d{1,19})")
+
+#: Every position must fit a signed 64-bit database integer.
+_MAX_POSITION = 2**63 - 1
+
+
+def _position(text, token, kind):
+    value = int(text)
+    if not -_MAX_POSITION <= value <= _MAX_POSITION:
+        raise _bad_token(token, kind)
+    return value
 
 
 def _bad_token(token, what):
@@ -60,7 +70,11 @@ class StreamToken:
         if match is None:
             raise _bad_token(token, "sync")
         room_events, account_data, receipts = match.groups()
-        return cls(int(room_events), int(account_data or 0), int(receipts or 0))
+        return cls(
+            _position(room_events, token, "sync"),
+            _position(account_data or "0", token, "sync"),
+            _position(receipts or "0", token, "sync"),
+        )
 
     def __str__(self) -> str:
         return f"s{self.room_events}_{self.account_data}_{self.receipts}"
@@ -108,7 +122,7 @@ class TopologicalToken:
         match = _TOPOLOGICAL_TOKEN.fullmatch(token) if isinstance(token, str) else None
         if match is None:
             raise _bad_token(token, "pagination")
-        return cls(int(match.group(1)), int(match.group(2)))
+        return cls(_position(match.group(1), token, "pagination"), _position(match.group(2), token, "pagination"))
 
     @classmethod
     def from_position(cls, position: RoomPosition) -> "TopologicalToken":

@@ -52,6 +52,7 @@ class EventCreator:
         self._server_name = server_name
         self._signing_key = signing_key
         self._clock = clock
+        self._last_create_ts = 0
 
     def now_ms(self) -> int:
         """The current time in milliseconds since the epoch."""
@@ -262,11 +263,14 @@ class EventCreator:
         :returns: Deferred firing with ``(room_id, event_id)``.
         """
         version = get_room_version(room_version)
+        # A v12 room ID is the hash of its create event: two identical createRoom requests in
+        # the same millisecond would collide, so create events never share a timestamp here.
+        self._last_create_ts = max(self.now_ms(), self._last_create_ts + 1)
         pdu, room_id = build_create_event(
             room_version=version,
             creator=creator,
             content=content,
-            origin_server_ts=self.now_ms(),
+            origin_server_ts=self._last_create_ts,
             server_name=self._server_name,
             signing_key=self._signing_key,
             room_id=room_id,

@@ -911,7 +911,9 @@ class TokenTests(unittest.TestCase):
 
     def test_malformed_tokens(self):
         """Malformed tokens raise 400 M_INVALID_PARAM."""
-        for token in ("", "x1", "s", "s1_", "s1_2", "sa_b_c", "t1", "t_1", "t1_2_3", " s1", None):
+        too_big = str(2**63)
+        for token in ("", "x1", "s", "s1_", "s1_2", "sa_b_c", "t1", "t_1", "t1_2_3", " s1", None,
+                      "s" + too_big, f"t{too_big}_1", f"t1_{too_big}", "s" + "9" * 40):
             with self.assertRaises(MatrixError) as caught:
                 parse_pagination_token(token)
             self.assertEqual(

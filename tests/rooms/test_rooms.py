@@ -73,6 +73,15 @@ class RoomCreationTests(RoomServicesMixin, unittest.TestCase):
         self.assertEqual(cm.exception.errcode, "M_ROOM_IN_USE")
 
     @defer.inlineCallbacks
+    def test_identical_requests_make_distinct_rooms(self):
+        """Two identical createRoom calls at once give two rooms, even though v12 IDs are hashes."""
+        alice = self.user("alice")
+        first, second = yield defer.gatherResults(
+            [self.room_creator.create_room(alice), self.room_creator.create_room(alice)]
+        )
+        self.assertNotEqual(first, second)
+
+    @defer.inlineCallbacks
     def test_unsupported_room_version(self):
         """Asking for an unknown room version gives M_UNSUPPORTED_ROOM_VERSION."""
         with self.assertRaises(MatrixError) as cm:
