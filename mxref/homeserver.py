@@ -159,6 +159,7 @@ class HomeServer:
             self.filters,
             self.notifier,
             reactor,
+            typing=self.typing,
         )
 
         # Accounts.

@@ -3,8 +3,8 @@
 Two kinds of token exist:
 
 * :class:`StreamToken` -- a ``/sync`` ``since``/``next_batch`` token: the
-  positions reached on the three storage streams (room events, account data,
-  receipts), written ``s<room_events>_<account_data>_<receipts>``. A
+  positions reached on the streams (room events, account data,
+  receipts, typing), written ``s<room_events>_<account_data>_<receipts>_<typing>``. A
   ``prev_batch`` token from ``/sync`` is written ``s<room_events>`` (the other
   positions do not matter for paging a room's timeline).
 * :class:`TopologicalToken` -- a ``/messages`` ``start``/``end`` token: a
@@ -28,7 +28,7 @@ import attr
 from mxref.errors import MatrixError
 from mxref.storage.records import RoomPosition
 
-_STREAM_TOKEN = re.compile(r"s(\d{1,19})(?:_(\d{1,19})_(\d{1,19}))?")
+_STREAM_TOKEN = re.compile(r"s(\d{1,19})(?:_(\d{1,19})_(\d{1,19})(?:_(\d{1,19}))?)?")
 _TOPOLOGICAL_TOKEN = re.compile(r"t(-?\d{1,19})_(\d{1,19})")
 
 #: Every position must fit a signed 64-bit database integer.
@@ -53,11 +53,13 @@ class StreamToken:
     :param room_events: the room-event stream ordering reached.
     :param account_data: the account-data stream position reached.
     :param receipts: the receipts stream position reached.
+    :param typing: the (in-memory) typing stream position reached.
     """
 
     room_events: int = 0
     account_data: int = 0
     receipts: int = 0
+    typing: int = 0
 
     @classmethod
     def parse(cls, token: str) -> "StreamToken":
@@ -69,15 +71,10 @@ class StreamToken:
         match = _STREAM_TOKEN.fullmatch(token) if isinstance(token, str) else None
         if match is None:
             raise _bad_token(token, "sync")
-        room_events, account_data, receipts = match.groups()
-        return cls(
-            _position(room_events, token, "sync"),
-            _position(account_data or "0", token, "sync"),
-            _position(receipts or "0", token, "sync"),
-        )
+        return cls(*(_position(group or "0", token, "sync") for group in match.groups()))
 
     def __str__(self) -> str:
-        return f"s{self.room_events}_{self.account_data}_{self.receipts}"
+        return f"s{self.room_events}_{self.account_data}_{self.receipts}_{self.typing}"
 
     def room_position(self) -> RoomPosition:
         """The room-timeline point this token stands for (a pure stream position)."""
@@ -89,6 +86,7 @@ class StreamToken:
             self.room_events > other.room_events
             or self.account_data > other.account_data
             or self.receipts > other.receipts
+            or self.typing > other.typing
         )
 
 

@@ -13,6 +13,7 @@ from mxref.client.account_data.resource import AccountDataResource
 from mxref.client.account_data.service import AccountDataService
 from mxref.client.filters.resource import FilterResource
 from mxref.client.filters.service import FilterService
+from mxref.client.receipts.typing import TypingTracker
 from mxref.client.sync.resource import SyncResource
 from mxref.client.sync.service import RECEIPTS_STREAM, SyncService
 from mxref.client.tokens import (
@@ -70,6 +71,7 @@ class SyncFixture:
             self.creator, self.membership, store.rooms, store.accounts, harness.server_name
         )
         filters = FilterService(store.client_data)
+        self.typing = TypingTracker(clock, self.notifier)
         self.sync_service = SyncService(
             store.events,
             store.rooms,
@@ -79,6 +81,7 @@ class SyncFixture:
             filters,
             self.notifier,
             clock,
+            typing=self.typing,
         )
         harness.add_routes(
             SyncResource(self.sync_service, harness.authenticator),
@@ -168,6 +171,35 @@ class InitialSyncTests(SyncFixture, unittest.TestCase):
             events = response.json()["rooms"]["join"][room_id]["timeline"]["events"]
             sent = [e for e in events if e["event_id"] == event_id][0]
             self.assertEqual(sent["unsigned"].get("transaction_id"), expected)
+
+    @deferred_test
+    async def test_typing_appears_and_stops(self):
+        """Typing shows in ephemeral on initial sync, and a stop shows incrementally."""
+        room_id = await self.room(self.alice, preset="public_chat")
+        await self.membership.join(self.bob.user_id, room_id)
+        self.typing.set_typing(room_id, self.bob.user_id, True, 30000)
+        first = await self.sync(self.alice)
+        ephemeral = first["rooms"]["join"][room_id]["ephemeral"]["events"]
+        self.assertIn({"type": "m.typing", "content": {"user_ids": [self.bob.user_id]}}, ephemeral)
+        self.typing.set_typing(room_id, self.bob.user_id, False)
+        second = await self.sync(self.alice, since=first["next_batch"])
+        ephemeral = second["rooms"]["join"][room_id]["ephemeral"]["events"]
+        self.assertIn({"type": "m.typing", "content": {"user_ids": []}}, ephemeral)
+        third = await self.sync(self.alice, since=second["next_batch"])
+        self.assertNotIn(room_id, third["rooms"]["join"])
+
+    @deferred_test
+    async def test_forgotten_room_is_not_in_leave(self):
+        """A room the user left and forgot is not sent in the leave section again."""
+        room_id = await self.room(self.alice, preset="public_chat")
+        await self.membership.join(self.bob.user_id, room_id)
+        await self.membership.leave(self.bob.user_id, room_id)
+        include_leave = '{"room": {"include_leave": true}}'
+        body = await self.sync(self.bob, filter=include_leave)
+        self.assertIn(room_id, body["rooms"]["leave"])
+        await self.store.rooms.forget_room(self.bob.user_id, room_id)
+        body = await self.sync(self.bob, filter=include_leave)
+        self.assertNotIn(room_id, body["rooms"]["leave"])
 
     @deferred_test
     async def test_r0_path(self):

@@ -39,6 +39,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from mxref.client.account_data.service import ACCOUNT_DATA_STREAM
+from mxref.client.receipts.typing import TYPING_STREAM
 from mxref.client.sync.room_sections import RoomSections, receipt_events
 from mxref.client.tokens import StreamToken
 from mxref.rooms.persister import ROOM_EVENTS_STREAM
@@ -50,6 +51,7 @@ _TOKEN_FIELD_OF_STREAM = {
     ROOM_EVENTS_STREAM: "room_events",
     ACCOUNT_DATA_STREAM: "account_data",
     RECEIPTS_STREAM: "receipts",
+    TYPING_STREAM: "typing",
 }
 
 LEFT_MEMBERSHIPS = ("leave", "ban")
@@ -125,7 +127,8 @@ class SyncService:
 
     log = Logger()
 
-    def __init__(self, events, rooms, client_data, visibility, creator, filters, notifier, clock):
+    def __init__(self, events, rooms, client_data, visibility, creator, filters, notifier, clock, typing=None):
+        self._typing = typing
         self._events = events
         self._rooms = rooms
         self._client_data = client_data
@@ -146,7 +149,8 @@ class SyncService:
         room_events = yield self._events.get_max_stream_ordering()
         account_data = yield self._client_data.get_account_data_position()
         receipts = yield self._client_data.get_receipts_position()
-        return StreamToken(room_events, account_data, receipts)
+        typing = self._typing.position if self._typing is not None else 0
+        return StreamToken(room_events, account_data, receipts, typing)
 
     @defer.inlineCallbacks
     def sync(
@@ -192,6 +196,21 @@ class SyncService:
         yield self._add_transaction_ids(requester, response)
         return response
 
+    def _typing_event(self, room_id, since, full):
+        """The ``m.typing`` ephemeral event for a joined room: on a full sync when someone is
+        typing, otherwise when the room's typers changed since the token. Typing lives in
+        memory, so a token from before a restart (ahead of the tracker) counts as zero."""
+        if self._typing is None:
+            return None
+        since_typing = since.typing if since is not None else 0
+        if since_typing > self._typing.position:
+            since_typing = 0
+        if since is None or full:
+            return self._typing.typing_event(room_id) if self._typing.typing_in(room_id) else None
+        if self._typing.changed_since(room_id, since_typing):
+            return self._typing.typing_event(room_id)
+        return None
+
     @defer.inlineCallbacks
     def _add_transaction_ids(self, requester, response):
         """Set ``unsigned.transaction_id`` on the requesting device's own timeline events
@@ -234,6 +253,7 @@ class SyncService:
 
         rooms = {"join": {}, "invite": {}, "leave": {}, "knock": {}}
         for room_id in sorted(selection.joined):
+            typing_event = self._typing_event(room_id, since, selection.joined[room_id])
             entry = yield self._joined_room(
                 user_id,
                 room_id,
@@ -247,6 +267,7 @@ class SyncService:
                 use_state_after,
                 ignored_users,
                 deltas.get(room_id, ()),
+                typing_event,
             )
             if entry is not None:
                 rooms["join"][room_id] = entry
@@ -339,6 +360,11 @@ class SyncService:
                 was_joined = yield self._was_joined(user_id, room_id, since.room_events)
                 full = full_state or not was_joined
                 selection.add(room_id, membership, full=full, include_leave=True)
+        forgotten = yield self._rooms.get_forgotten_room_ids(user_id)
+        if forgotten:
+            # Client-Server API, "Forgetting rooms": a forgotten room is never sent again
+            # (until the user's membership changes, which un-forgets it in storage).
+            selection.left = {r: v for r, v in selection.left.items() if r not in forgotten}
         selection.keep_rooms(sync_filter.allows_room)
         return selection
 
@@ -411,6 +437,7 @@ class SyncService:
         use_state_after,
         ignored_users,
         room_deltas,
+        typing_event=None,
     ):
         """One ``rooms.join`` entry, or ``None`` when an incremental sync has nothing for it."""
         timeline = yield self._sections.timeline(
@@ -429,8 +456,9 @@ class SyncService:
             room_deltas,
         )
         ephemeral = []
-        if receipt_event is not None and sync_filter.room_ephemeral.allows_room(room_id):
-            ephemeral = sync_filter.room_ephemeral.filter_dicts([receipt_event])
+        if sync_filter.room_ephemeral.allows_room(room_id):
+            candidates = [e for e in (receipt_event, typing_event) if e is not None]
+            ephemeral = sync_filter.room_ephemeral.filter_dicts(candidates)
         account_data = self._room_account_data(room_id, room_data, sync_filter)
         state_events = next(iter(entry.values()))["events"]
         if not (full or timeline.events or state_events or ephemeral or account_data):
