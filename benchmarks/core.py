@@ -821,7 +821,7 @@ def _print_rate(label: str, timing: dict) -> None:
 
 def print_report(report: dict) -> None:
     machine = report["machine"]
-    print(f"Machine: {machine['cpu_model']}, {machine['cpus_available']} CPUs (pinned to 1), "
+    print(f"Machine: {machine['cpu_model']}, {machine['cpus_available']} CPUs (pinned to CPU {machine['pinned_cpu']}), "
           f"Python {machine['python']}, {machine['date_utc']}")
     print(f"Synapse: {report.get('synapse_version', 'not run')}")
     if report.get("note"):
