@@ -165,6 +165,15 @@ def _is_valid_user_id(user_id) -> bool:
     That is the historical grammar (Appendices, "User Identifiers"), which
     servers must accept from others; see :meth:`mxref.types.UserID.parse`.
     """
+    if not isinstance(user_id, str):
+        return False
+    return _is_valid_user_id_string(user_id)
+
+
+@functools.lru_cache(maxsize=65536)
+def _is_valid_user_id_string(user_id: str) -> bool:
+    """The cached core of :func:`_is_valid_user_id` (a pure function of the string: the same
+    power levels ``users`` are checked again and again during state resolution)."""
     try:
         UserID.parse(user_id)
     except InvalidIdentifier:

@@ -30,17 +30,21 @@ from mxref.errors import InvalidEventFormat
 MAX_SAFE_INTEGER = 2**53 - 1
 
 
-def encode_canonical_json(value) -> bytes:
+def encode_canonical_json(value, strict: bool = False) -> bytes:
     """Encode ``value`` (a JSON-like Python value) as canonical JSON bytes.
 
     Integers outside the strict range are written out in full (room versions
     1-5 may contain them). Does not return a Deferred.
 
+    :param strict: the value belongs to a room version with strict canonical JSON (6+), where
+        floats are invalid anyway: skip rewriting integral floats as integers (a walk over the
+        whole value that costs as much as the encoding). A float would then be written as
+        Python writes it, and the event refused elsewhere.
     :raises InvalidEventFormat: if ``value`` holds something JSON cannot
         represent (NaN, infinity, a lone surrogate, a non-JSON type).
     """
     try:
-        return canonicaljson.encode_canonical_json(_integral_floats_as_ints(value))
+        return canonicaljson.encode_canonical_json(value if strict else _integral_floats_as_ints(value))
     except (TypeError, ValueError, RecursionError) as e:
         raise InvalidEventFormat(f"value cannot be encoded as canonical JSON: {e}") from None
 

@@ -22,7 +22,7 @@ import hashlib
 
 from mxref.errors import InvalidEventFormat
 from mxref.events.canonical import encode_canonical_json
-from mxref.events.redaction import redact
+from mxref.events.redaction import redacted_view
 from mxref.events.room_versions import EventFormat, get_room_version
 
 #: Keys left out of the content hash: they change in transit or depend on the hash.
@@ -103,10 +103,11 @@ def compute_reference_hash(event: dict, room_version) -> bytes:
     :param room_version: a :class:`RoomVersion` or its identifier.
     Does not return a Deferred.
     """
-    redacted = redact(event, room_version)
+    version = get_room_version(room_version)
+    redacted = redacted_view(event, version)
     redacted.pop("signatures", None)
     redacted.pop("unsigned", None)
-    return hashlib.sha256(encode_canonical_json(redacted)).digest()
+    return hashlib.sha256(encode_canonical_json(redacted, strict=version.strict_canonical_json)).digest()
 
 
 def compute_event_id(event: dict, room_version) -> str:

@@ -27,7 +27,7 @@ import signedjson.key
 from mxref.errors import InvalidEventFormat, SignatureError
 from mxref.events.canonical import encode_canonical_json
 from mxref.events.hashing import add_content_hash, decode_base64, encode_unpadded_base64
-from mxref.events.redaction import redact
+from mxref.events.redaction import redacted_view
 from mxref.events.room_versions import EventFormat, get_room_version
 
 #: The only signing algorithm Matrix defines.
@@ -117,21 +117,27 @@ def write_signing_keys(keys) -> str:
 # --- signed JSON ------------------------------------------------------------
 
 
-def _signed_bytes(obj: dict) -> bytes:
-    """The bytes a signature covers: ``obj`` without ``signatures`` and ``unsigned``."""
+def _signed_bytes(obj: dict, strict: bool = False) -> bytes:
+    """The bytes a signature covers: ``obj`` without ``signatures`` and ``unsigned``.
+
+    :param strict: see :func:`mxref.events.canonical.encode_canonical_json`.
+    """
     return encode_canonical_json(
-        {key: value for key, value in obj.items() if key not in ("signatures", "unsigned")}
+        {key: value for key, value in obj.items() if key not in ("signatures", "unsigned")}, strict=strict
     )
 
 
-def sign_json(obj: dict, server_name: str, signing_key) -> dict:
+def sign_json(obj: dict, server_name: str, signing_key, strict: bool = False) -> dict:
     """Return a copy of ``obj`` signed by ``server_name`` with ``signing_key``.
 
     The signature is added at ``signatures[server_name]["ed25519:<version>"]``;
     existing signatures and ``unsigned`` are kept. ``obj`` is not modified.
     Does not return a Deferred.
+
+    :param strict: ``obj`` is known to hold no floats (see
+        :func:`mxref.events.canonical.encode_canonical_json`).
     """
-    signature = signing_key.sign(_signed_bytes(obj)).signature
+    signature = signing_key.sign(_signed_bytes(obj, strict)).signature
     signed = dict(obj)
     old = obj.get("signatures")
     signatures = {name: dict(entry) for name, entry in old.items()} if isinstance(old, dict) else {}
@@ -155,16 +161,17 @@ def verify_json(obj: dict, server_name: str, verify_key, key_id: str = None) -> 
     signature = entry.get(key_id) if isinstance(entry, dict) else None
     if signature is None:
         raise SignatureError(f"missing signature from {server_name} with key {key_id}")
-    _check_signature(obj, server_name, key_id, signature, verify_key)
+    _check_signature(_signed_bytes(obj), server_name, key_id, signature, verify_key)
 
 
-def _check_signature(obj: dict, server_name: str, key_id: str, signature, verify_key) -> None:
+def _check_signature(message: bytes, server_name: str, key_id: str, signature, verify_key) -> None:
+    """Check one signature over ``message`` (the signed bytes, see :func:`_signed_bytes`)."""
     try:
         signature_bytes = decode_base64(signature)
     except ValueError:
         raise SignatureError(f"signature from {server_name} with key {key_id} is not base64") from None
     try:
-        verify_key.verify(_signed_bytes(obj), signature_bytes)
+        verify_key.verify(message, signature_bytes)
     except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError, TypeError):
         raise SignatureError(f"signature from {server_name} with key {key_id} does not verify") from None
 
@@ -184,7 +191,10 @@ def sign_event(event: dict, server_name: str, signing_key, room_version) -> dict
     Does not return a Deferred.
     """
     hashed = add_content_hash(event)
-    signed_copy = sign_json(redact(hashed, room_version), server_name, signing_key)
+    version = get_room_version(room_version)
+    signed_copy = sign_json(
+        redacted_view(hashed, version), server_name, signing_key, strict=version.strict_canonical_json
+    )
     hashed["signatures"] = signed_copy["signatures"]
     return hashed
 
@@ -257,7 +267,7 @@ def verify_event_signatures(event: dict, room_version, key_lookup) -> None:
     Does not return a Deferred.
     """
     version = get_room_version(room_version)
-    redacted = redact(event, version)
+    message = _signed_bytes(redacted_view(event, version), strict=version.strict_canonical_json)
     origin_server_ts = event.get("origin_server_ts")
     signatures = event.get("signatures")
     if not isinstance(signatures, dict):
@@ -285,7 +295,7 @@ def verify_event_signatures(event: dict, room_version, key_lookup) -> None:
                 and valid_until_ts < origin_server_ts
             ):
                 continue
-            _check_signature(redacted, server_name, key_id, entry[key_id], verify_key)
+            _check_signature(message, server_name, key_id, entry[key_id], verify_key)
             verified += 1
         if not verified:
             raise SignatureError(
