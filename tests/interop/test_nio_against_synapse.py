@@ -83,10 +83,19 @@ class NioChatScenarioMixin:
         self.assertTrue(all(size <= 5 for size in observed["page_chunk_sizes"]))
         self.assertGreater(len(observed["page_chunk_sizes"]), 3)
 
-        # The server leaves the original content alone and bundles the edit with it.
+        # The server leaves the original content alone (it must not apply the edit itself).
+        self.assertEqual(observed["original_as_paged"]["content"]["body"], "nio 0")
+
+    def test_edit_is_bundled_with_original(self):
+        """/messages shows the original message with its edit bundled under unsigned.m.relations."""
+        server = self.start_server()
+        observed = run_asyncio(chat_scenario, server.client_url, message_count=3, page_size=10)
+        # Client-Server API, "Server-side aggregation of m.replace relationships": the most
+        # recent replacement is bundled with the event it replaces.
         original = observed["original_as_paged"]
-        self.assertEqual(original["content"]["body"], "nio 0")
-        self.assertEqual(original["unsigned"]["m.relations"]["m.replace"]["event_id"], edit_id)
+        self.assertEqual(
+            original["unsigned"]["m.relations"]["m.replace"]["event_id"], observed["edit_event_id"]
+        )
 
 
 class NioAgainstSynapseTests(NioChatScenarioMixin, unittest.TestCase):
