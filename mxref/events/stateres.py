@@ -20,17 +20,26 @@ maps event IDs to event dicts in their federation (PDU) form and must hold every
 the state sets and of their auth chains. Nothing here does I/O, and every graph walk is
 iterative, so a long auth chain cannot exhaust Python's recursion limit.
 
-Readings of the spec text worth knowing. Checked against Synapse 1.163 on its own test
-scenarios, a 10,000-member benchmark room and about 5,000 random forked rooms (v2, v10, v11,
-v12): the results agree except for the first point.
+Where we part from the letter of the spec text, and why. State resolution only works if
+every server computes the same answer, and on two points the text says something that no
+deployed server does; mxref does what they do (Synapse and ruma alike), and both points are
+marked [like deployed servers] in the code. With them, mxref's results equal Synapse 1.163's
+on its own test scenarios, a 10,000-member benchmark room and thousands of random forked
+rooms (v1, v2, v10, v11, v12); read literally, about 1 in 100 of those rooms resolves
+differently.
 
-* Auth difference: the spec's auth chain of an event excludes the event, so a state's full
-  auth chain holds its events only when another event cites them. An event that every
-  state holds, cited in one state's chains only, is therefore in the auth difference and
-  is replayed. Synapse counts each state's own events in its auth chain and leaves such
-  events out; in rooms v2-v11 this can order the replay differently and pick another
-  winner (see ``test_unconflicted_event_in_one_forks_auth_chains``). In room version 12
-  the conflicted state subgraph brings these events back, and the two agree.
+* Auth difference. The text's auth chain of an event excludes the event, so an
+  unconflicted event that one state's events cite and another's do not would be in the
+  auth difference, and be replayed. Deployed servers count each state's own events in its
+  auth chains, so unconflicted events are never in it. :func:`auth_difference` computes the
+  text's definition; :func:`resolve_state` removes the unconflicted events from it.
+  (``test_unconflicted_event_in_one_forks_auth_chains`` shows a case where it matters.)
+* Step 1 adds "the events in the auth chain of P which also belong to the full conflicted
+  set". Deployed servers walk from P through auth events *inside* the full conflicted set
+  only, so an event of that set reachable only through events outside it is left for
+  step 3.
+
+Other readings worth knowing:
 
 * Iterative auth checks: the state's entry for a key wins; the event's own auth events
   only fill keys the state lacks ("if a key ... is not present in the state, then the
@@ -39,9 +48,6 @@ v12): the results agree except for the first point.
 * Reverse topological power ordering: the DAG is formed by the ``auth_events`` links
   *among the events being sorted*; the sender's power level is read from the event's own
   auth events (plus, in room version 12, the create event that nobody cites).
-* Step 1 enlarges the power events with "the events in the auth chain of P which also
-  belong to the full conflicted set": the whole auth chain is walked, not only the part
-  inside the full conflicted set.
 * Rejected events (the ``rejected`` argument: rejected against their own auth events) are
   never applied and never fill a key from ``auth_events``. The spec says they cannot be in
   a state set; if one is, an unconflicted entry is still restored by step 5 as written.
@@ -451,7 +457,9 @@ def _resolve_v2(room_version, state_sets, events, rejected) -> dict:
         return unconflicted
 
     # The full conflicted set: conflicted state set u auth difference (u subgraph in v2.1).
-    full_conflicted = conflicted | auth_difference(state_sets, events)
+    # [like deployed servers] The unconflicted events are left out of the auth difference.
+    auth_diff = auth_difference(state_sets, events) - set(unconflicted.values())
+    full_conflicted = conflicted | auth_diff
     if is_v2_1:
         full_conflicted |= conflicted_state_subgraph(conflicted, events)
     full_conflicted = {e for e in full_conflicted if e in events and e not in rejected}
@@ -459,7 +467,7 @@ def _resolve_v2(room_version, state_sets, events, rejected) -> dict:
     # Step 1: the power events, with the parts of their auth chains in the full conflicted
     # set, in reverse topological power ordering.
     power_events = {e for e in full_conflicted if is_power_event(events[e])}
-    power_side = power_events | (_full_auth_chain(power_events, events) & full_conflicted)
+    power_side = _with_auth_ancestors_inside(power_events, full_conflicted, events)
     power_ordered = reverse_topological_power_ordering(power_side, events, room_version)
 
     # Step 2: iterative auth checks from the unconflicted state map (v2) or empty (v2.1).
@@ -475,6 +483,19 @@ def _resolve_v2(room_version, state_sets, events, rejected) -> dict:
     # Step 5: the unconflicted state map has the last word.
     resolved.update(unconflicted)
     return resolved
+
+
+def _with_auth_ancestors_inside(event_ids, allowed, events: dict) -> set:
+    """``event_ids`` and the events of ``allowed`` reached from them by auth edges that never
+    leave ``allowed``: step 1's enlargement [like deployed servers]."""
+    found = set(event_ids)
+    to_visit = list(found)
+    while to_visit:
+        for parent_id in auth_event_ids(events[to_visit.pop()]):
+            if parent_id in allowed and parent_id not in found:
+                found.add(parent_id)
+                to_visit.append(parent_id)
+    return found
 
 
 # --- State resolution v1 ----------------------------------------------------------------------
