@@ -460,6 +460,29 @@ class BuildingBlockTests(unittest.TestCase):
         # Evelyn's JRE, applied after it, stays. Replaying AJ2 would have kept JRA.
         self.assertEqual(graph.resolve("JRA", "EL")[JOIN_RULES_KEY], "JRE")
 
+    def test_step_one_walks_inside_the_full_conflicted_set(self):
+        """A conflicted event reachable from a power event only through other events is sorted by mainline, as on deployed servers."""
+        graph = self.graph
+        graph.add("PA", ALICE, "m.room.power_levels", "", {"users": {ALICE: 100, BOB: 50}},
+                  prev=["START"])
+        graph.add("BJ1", BOB, "m.room.member", BOB, {"membership": "join", "displayname": "1"})
+        graph.add("BJ2", BOB, "m.room.member", BOB, {"membership": "join", "displayname": "2"})
+        graph.add("JRB", BOB, "m.room.join_rules", "", {"join_rule": "public"})
+        graph.add("BL", BOB, "m.room.member", BOB, {"membership": "leave"})
+        graph.add("BJ3", BOB, "m.room.member", BOB, {"membership": "join", "displayname": "3"})
+        graph.add("K", BOB, "m.room.member", CHARLIE, {"membership": "leave"})
+        true_state = graph.state_ids("K")
+        # An outdated copy (as from a faulty /state answer): Bob's first rejoin, Charlie in.
+        outdated = {**true_state, member_key(BOB): self.g("BJ1"),
+                    member_key(CHARLIE): self.g("IMC")}
+        # K -> BJ3 -> BL -> BJ2 -> BJ1: BJ2 is in both forks' auth chains (JRB cites it), so
+        # not in the full conflicted set, and the walk from the kick K stops there; BJ1 is
+        # left to the mainline phase, applied after BJ3 and so kept. (Walking the whole
+        # auth chain, as the text reads, would replay BJ1 first and keep BJ3.)
+        resolved = graph.named(resolve_state("11", [true_state, outdated], graph.events))
+        self.assertEqual(resolved[member_key(BOB)], "BJ1")
+        self.assertEqual(resolved[member_key(CHARLIE)], "K")
+
     def test_rejected_events_are_never_applied(self):
         """An event rejected against its auth events does not enter the resolved state."""
         graph = self.graph
