@@ -48,6 +48,10 @@ from mxref.client.visibility import EventVisibility
 from mxref.crypto.keys import load_signing_key, old_verify_keys
 from mxref.federation.transport.keys import ServerKeysResource
 from mxref.http.resource import JsonResource
+from mxref.modules.api import ModuleApi
+from mxref.modules.hooks import ModuleHooks
+from mxref.modules.loader import load_modules, resource_prefixes
+from mxref.modules.passwords import ProviderCredentialChecker
 from mxref.notifier import Notifier
 from mxref.ratelimit import RateLimiter
 from mxref.rooms.creator import EventCreator
@@ -122,17 +126,33 @@ class HomeServer:
         rng = rng or secrets.SystemRandom()
         limits = config.ratelimiting
         self.password_hasher = password_hasher or PasswordHasher(reactor, reactor.getThreadPool())
+        # The modules' hooks: handed to the services now, filled once the modules are built
+        # (at the end, as their API uses the services).
+        self.module_hooks = ModuleHooks(reactor)
 
         # Room services.
         self.notifier = Notifier(reactor)
         self.state_reader = RoomStateReader(store.events, store.state)
         self.persister = EventPersister(store.events, self.state_reader, self.notifier)
         self.event_creator = EventCreator(
-            store.events, store.rooms, self.state_reader, self.persister, self.server_name, signing_key, reactor
+            store.events,
+            store.rooms,
+            self.state_reader,
+            self.persister,
+            self.server_name,
+            signing_key,
+            reactor,
+            module_hooks=self.module_hooks,
         )
         self.remote_rooms = remote_rooms or NoRemoteRooms()
         self.membership = MembershipUpdater(
-            store.events, store.rooms, store.accounts, self.event_creator, self.remote_rooms, self.server_name
+            store.events,
+            store.rooms,
+            store.accounts,
+            self.event_creator,
+            self.remote_rooms,
+            self.server_name,
+            module_hooks=self.module_hooks,
         )
         self.room_creator = RoomCreator(
             self.event_creator,
@@ -141,6 +161,7 @@ class HomeServer:
             store.accounts,
             self.server_name,
             default_room_version=config.server.default_room_version,
+            module_hooks=self.module_hooks,
         )
         self.visibility = EventVisibility(store.events, store.state, store.rooms)
         self.room_reader = RoomReader(store.events, store.rooms, store.state, self.visibility, reactor)
@@ -163,7 +184,9 @@ class HomeServer:
         )
 
         # Accounts.
-        self.credentials = CredentialChecker(store.accounts, self.password_hasher, self.server_name)
+        self.credentials = ProviderCredentialChecker(
+            CredentialChecker(store.accounts, self.password_hasher, self.server_name), self.module_hooks
+        )
         failed_logins = _limiter(reactor, limits.rc_login_failed_attempts)
         self.interactive_auth = InteractiveAuthenticator(
             self.credentials, reactor, rng, failed_attempts_limiter=failed_logins
@@ -176,6 +199,8 @@ class HomeServer:
             address_limiter=_limiter(reactor, limits.rc_login_address),
             account_limiter=_limiter(reactor, limits.rc_login_account),
             failed_attempts_limiter=failed_logins,
+            extra_login_types=self.module_hooks.login_types,
+            module_hooks=self.module_hooks,
         )
         self.registrar = AccountRegistrar(
             store.accounts,
@@ -187,6 +212,7 @@ class HomeServer:
             self.server_name,
             config.registration,
             registration_limiter=_limiter(reactor, limits.rc_registration),
+            module_hooks=self.module_hooks,
         )
         self.devices = DeviceService(store.accounts, self.interactive_auth)
         self.account_security = AccountSecurity(
@@ -222,6 +248,25 @@ class HomeServer:
             "keys": {"/_matrix/key": self.federation_resource},
         }
         self.services = []
+
+        # Third-party modules (mxref.modules), in configuration order; a bad one stops start-up
+        # with a ConfigError. Their resources go on the client listener.
+        self.modules = load_modules(config.modules, self._module_api)
+        self.module_hooks.install(self.modules)
+        self.module_hooks.follow_persisted_events(self.notifier, store.events)
+        self.resources["client"].update(resource_prefixes(self.modules))
+
+    def _module_api(self, module_name):
+        """The :class:`~mxref.modules.api.ModuleApi` one module is given."""
+        return ModuleApi(
+            module_name,
+            self.server_name,
+            self.reactor,
+            self.event_creator,
+            self.store.events,
+            self.registrar,
+            self.profiles,
+        )
 
     def _client_endpoints(self):
         """Every Client-Server API endpoint class, wired to its services."""

@@ -19,7 +19,7 @@ from zope.interface.verify import verifyObject
 
 from mxref.config.reader import ConfigError
 from mxref.modules.hooks import LoadedModule
-from mxref.modules.interfaces import HOOK_METHODS, IModule, IModuleFactory, IResourceProvider
+from mxref.modules.interfaces import HOOK_METHODS, IModule, IModuleFactory, IPasswordProvider, IResourceProvider
 
 _MODULE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -99,6 +99,14 @@ def _verify(module_config, module):
     name = module.name
     if not isinstance(name, str) or not _MODULE_NAME.fullmatch(name):
         raise ConfigError(key, f"module {module_config.module} has an invalid name {name!r} (letters, digits, _ and -)")
+    if IPasswordProvider.providedBy(module):
+        types = module.login_types()
+        if types is None or isinstance(types, str) or not all(isinstance(t, str) and t for t in types):
+            raise ConfigError(key, f"module {module_config.module}: login_types() must give login type strings")
+        if "m.login.password" in types:
+            raise ConfigError(
+                key, f"module {module_config.module}: m.login.password is checked by check_password, not a login type"
+            )
     if IResourceProvider.providedBy(module):
         resources = module.resources()
         if not isinstance(resources, dict) or not all(

@@ -40,11 +40,13 @@ class EventCreator:
     :param server_name: our server name.
     :param signing_key: our event signing key.
     :param clock: an ``IReactorTime`` giving ``origin_server_ts``.
+    :param module_hooks: a :class:`~mxref.modules.hooks.ModuleHooks` whose event checks see
+        each event before it is built, or ``None``.
     """
 
     log = Logger()
 
-    def __init__(self, events, rooms, state_reader, persister, server_name, signing_key, clock):
+    def __init__(self, events, rooms, state_reader, persister, server_name, signing_key, clock, module_hooks=None):
         self._events = events
         self._rooms = rooms
         self._state_reader = state_reader
@@ -53,6 +55,7 @@ class EventCreator:
         self._signing_key = signing_key
         self._clock = clock
         self._last_create_ts = 0
+        self._module_hooks = module_hooks
 
     def now_ms(self) -> int:
         """The current time in milliseconds since the epoch."""
@@ -98,6 +101,9 @@ class EventCreator:
                 return existing, stored.stream_ordering if stored is not None else None
         if not isinstance(content, dict):
             raise MatrixError(400, "M_BAD_JSON", "Event content must be a JSON object")
+        if self._module_hooks is not None:
+            # Modules may refuse the event or replace its content (mxref.modules.hooks).
+            content = yield self._module_hooks.check_local_event(room_id, sender, event_type, content, state_key, redacts)
         if version.strict_canonical_json:
             check_canonical_json(content)
 

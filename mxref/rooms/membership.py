@@ -29,11 +29,13 @@ class MembershipUpdater:
     :param creator: an :class:`~mxref.rooms.creator.EventCreator`.
     :param remote_rooms: an :class:`~mxref.rooms.interfaces.IRemoteRooms`.
     :param server_name: our server name.
+    :param module_hooks: a :class:`~mxref.modules.hooks.ModuleHooks` asked about invites, or ``None``.
     """
 
     log = Logger()
 
-    def __init__(self, events, rooms, accounts, creator, remote_rooms, server_name):
+    def __init__(self, events, rooms, accounts, creator, remote_rooms, server_name, module_hooks=None):
+        self._module_hooks = module_hooks
         self._events = events
         self._rooms = rooms
         self._accounts = accounts
@@ -168,6 +170,8 @@ class MembershipUpdater:
         :returns: Deferred firing with the invite event's ID.
         """
         UserID.parse(target)
+        if self._module_hooks is not None:
+            yield self._module_hooks.check_invite(sender, target, room_id)
         content = {"membership": "invite"}
         content.update((yield self._profile_content(target)))
         if reason is not None:

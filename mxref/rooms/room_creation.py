@@ -38,12 +38,16 @@ class RoomCreator:
     :param accounts: an :class:`~mxref.storage.interfaces.IAccountStore` (the creator's profile).
     :param server_name: our server name.
     :param default_room_version: the version used when a request names none.
+    :param module_hooks: a :class:`~mxref.modules.hooks.ModuleHooks` asked before a room is
+        created, or ``None``.
     """
 
     log = Logger()
 
-    def __init__(self, creator, membership, rooms, accounts, server_name, default_room_version="12", rng=None):
+    def __init__(self, creator, membership, rooms, accounts, server_name, default_room_version="12", rng=None,
+                 module_hooks=None):
         self._creator = creator
+        self._module_hooks = module_hooks
         self._membership = membership
         self._rooms = rooms
         self._accounts = accounts
@@ -76,6 +80,14 @@ class RoomCreator:
             taken), ``M_INVALID_PARAM``/``M_BAD_JSON`` for bad values; 403 if a requested state
             event is refused by the auth rules.
         """
+        if self._module_hooks is not None:
+            request = dict(
+                preset=preset, visibility=visibility, room_alias_name=room_alias_name, name=name, topic=topic,
+                invite=list(invite), room_version=room_version, creation_content=creation_content,
+                initial_state=list(initial_state), power_level_content_override=power_level_content_override,
+                is_direct=is_direct,
+            )
+            yield self._module_hooks.check_room_creation(user_id, request)
         version_id = room_version if room_version is not None else self._default_room_version
         if version_id not in ROOM_VERSIONS:
             raise MatrixError(400, "M_UNSUPPORTED_ROOM_VERSION", f"Room version {version_id!r} is not supported")

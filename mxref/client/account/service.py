@@ -426,13 +426,16 @@ class LoginService:
     :param extra_login_types: login types provided by modules: a mapping from
         the type (e.g. ``"org.example.otp"``) to ``check(body)``, which returns
         (or gives a Deferred/coroutine of) the full user ID of a local user the
-        submitted ``/login`` body proves, or ``None`` to refuse with 403.
+        submitted ``/login`` body proves, or ``None`` to refuse with 403. The
+        mapping is read at each request (modules fill theirs in after start-up).
     :param well_known: the discovery object to return in ``well_known`` after
         login (``{"m.homeserver": {"base_url": ...}}``), or ``None`` to omit it.
+    :param module_hooks: a :class:`~mxref.modules.hooks.ModuleHooks` whose login checks
+        see each user whose credentials were accepted, or ``None``.
     """
 
     def __init__(self, store, credentials, clock, rng, address_limiter=None, account_limiter=None,
-                 failed_attempts_limiter=None, extra_login_types=None, well_known=None):
+                 failed_attempts_limiter=None, extra_login_types=None, well_known=None, module_hooks=None):
         self._store = store
         self._credentials = credentials
         self._clock = clock
@@ -440,8 +443,9 @@ class LoginService:
         self._address_limiter = address_limiter
         self._account_limiter = account_limiter
         self._failed_limiter = failed_attempts_limiter
-        self._extra_login_types = dict(extra_login_types or {})
+        self._extra_login_types = extra_login_types if extra_login_types is not None else {}
         self._well_known = well_known
+        self._module_hooks = module_hooks
 
     def login_flows(self) -> dict:
         """The ``GET /login`` body: ``m.login.password`` and the module-provided types (not a Deferred)."""
@@ -503,6 +507,8 @@ class LoginService:
             user_id = await self._login_with_module(login_type, body)
         else:
             raise MatrixError(400, "M_UNKNOWN", f"Unknown login type {login_type!r}")
+        if self._module_hooks is not None:
+            await self._module_hooks.check_login_allowed(user_id, login_type, client_ip)
         device_id, token = await self.start_session(user_id, device_id, display_name, client_ip)
         response = {"user_id": user_id, "access_token": token, "device_id": device_id}
         if self._well_known is not None:
@@ -600,13 +606,16 @@ class AccountRegistrar:
     :param nonce_lifetime: seconds a shared-secret registration nonce stays valid.
     :param max_nonces: the most unused nonces kept (anyone may ask for one);
         beyond this the oldest are forgotten.
+    :param module_hooks: a :class:`~mxref.modules.hooks.ModuleHooks` whose registration
+        checks see ``POST /register`` once its interactive authentication is done, or ``None``.
     """
 
     _log = Logger()
 
     def __init__(self, store, password_hasher, login, interactive_auth, clock, rng, server_name: str,
                  registration_config, registration_limiter=None, nonce_lifetime: float = 60.0,
-                 max_nonces: int = 1000):
+                 max_nonces: int = 1000, module_hooks=None):
+        self._module_hooks = module_hooks
         self._store = store
         self._hasher = password_hasher
         self._login = login
@@ -682,6 +691,8 @@ class AccountRegistrar:
             await self.check_username_available(username)
             localpart = self._localpart_for(username)
         await self._uia.authenticate(body.get("auth"), [[DUMMY_AUTH_TYPE]], "register")
+        if self._module_hooks is not None:
+            await self._module_hooks.check_registration(localpart, client_ip)
         if self._limiter is not None:
             self._limiter.check(client_ip)
         if localpart is None:
