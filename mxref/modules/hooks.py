@@ -34,10 +34,8 @@ from mxref.modules.interfaces import (
     Reject,
     ReplaceContent,
 )
+from mxref.rooms.persister import ROOM_EVENTS_STREAM
 from mxref.rooms.state import with_event_id
-
-#: The notifier stream of room events (see :mod:`mxref.rooms.persister`).
-ROOM_EVENTS_STREAM = "events"
 
 
 @attrs.frozen

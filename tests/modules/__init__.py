@@ -1,0 +1,1 @@
+"""Tests of third-party modules: loading, hooks end to end, failure containment, the example module."""
