@@ -89,7 +89,8 @@ class IModule(Interface):
 
 
 class IModuleFactory(Interface):
-    """A Twisted plugin (an object in a ``twisted/plugins/*.py`` drop-in) that makes a module.
+    """A Twisted plugin (an object in a ``twisted/plugins/*.py`` drop-in, declared with
+    ``@provider(IPlugin, IModuleFactory)``) that makes a module.
 
     A plugin is only used when ``homeserver.yaml`` names it: ``module: <plugin name>``.
     """
