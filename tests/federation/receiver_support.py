@@ -7,7 +7,7 @@ from twisted.internet import defer
 from mxref.errors import MatrixError, SignatureError
 from mxref.events.builder import build_event
 from mxref.events.hashing import compute_event_id
-from mxref.events.signing import generate_signing_key, get_verify_key, key_id_of, verify_event_signatures
+from mxref.events.signing import generate_signing_key, get_verify_key, key_id_of, verify_event_signatures, verify_json
 from mxref.federation.acl import ServerAclChecker
 from mxref.federation.receiver.pipeline import PduReceiver, reference_ids
 from mxref.storage.records import RoomPosition
@@ -22,6 +22,19 @@ class DictKeyring:
     def __init__(self, signing_keys):
         self.keys = {server: {key_id_of(key): get_verify_key(key)} for server, key in signing_keys.items()}
 
+    def verify_json_for_server(self, server_name, obj, minimum_valid_until_ts=0):
+        """Check a signed JSON object (request authentication) against the known keys."""
+        for key_id in (obj.get("signatures") or {}).get(server_name, {}):
+            verify_key = self.keys.get(server_name, {}).get(key_id)
+            if verify_key is None:
+                continue
+            try:
+                verify_json(obj, server_name, verify_key, key_id)
+            except SignatureError as e:
+                return defer.fail(e)
+            return defer.succeed(None)
+        return defer.fail(SignatureError(f"no known key of {server_name}"))
+
     def verify_event(self, event, room_version):
         """Check the event's signatures against the known keys (a Deferred)."""
         try:
@@ -35,11 +48,11 @@ class RemoteRoom:
     """A remote server's copy of one room: its events, the state after each, and building
     new events signed with the remote key."""
 
-    def __init__(self, room_id, room_version, server_name=REMOTE):
+    def __init__(self, room_id, room_version, server_name=REMOTE, signing_key=None):
         self.room_id = room_id
         self.room_version = room_version
         self.server_name = server_name
-        self.signing_key = generate_signing_key("r1")
+        self.signing_key = signing_key or generate_signing_key("r1")
         self.pdus = {}
         self.state_after = {}
         self.latest = None
@@ -182,18 +195,22 @@ class ReceiverFixture(RoomServicesMixin):
         )
         self.bob = f"@bob:{REMOTE}"
 
-    @defer.inlineCallbacks
     def copy_our_events_to_remote(self):
         """Give the remote copy every event of the room we hold that it lacks."""
+        return self.copy_room_to(self.remote)
+
+    @defer.inlineCallbacks
+    def copy_room_to(self, remote):
+        """Give a :class:`RemoteRoom` every event of its room we hold that it lacks."""
         chunk = yield self.store.events.get_room_events_stream(
-            self.room_id, RoomPosition(0, 0), None, 1000, "f"
+            remote.room_id, RoomPosition(0, 0), None, 1000, "f"
         )
         for stored in chunk:
-            if stored.event_id in self.remote.pdus:
+            if stored.event_id in remote.pdus:
                 continue
             prevs = stored.prev_event_ids
-            before = self.remote.state_after[prevs[0]] if prevs else {}
-            self.remote.add(stored.event_id, stored.pdu, before)
+            before = remote.state_after[prevs[0]] if prevs else {}
+            remote.add(stored.event_id, stored.pdu, before)
 
     @defer.inlineCallbacks
     def current_state_ids(self):
