@@ -273,6 +273,25 @@ class ModuleHooks:
             return verdict.content
         return content
 
+    @defer.inlineCallbacks
+    def refuses_remote_event(self, event, origin):
+        """Run the event checks over an event received from ``origin`` that passed the
+        authorization rules (the federation receiver soft-fails it when refused).
+
+        :param event: the PDU dict with ``event_id``.
+        :returns: Deferred firing with ``True`` when a module refuses it.
+        """
+        verdict = yield self.check_event(event, origin=origin)
+        if isinstance(verdict, Reject):
+            self.log.info(
+                "modules refused {event_id} from {origin} ({errcode}); it is soft-failed",
+                event_id=event.get("event_id"),
+                origin=origin,
+                errcode=verdict.errcode,
+            )
+            return True
+        return False
+
     def event_persisted(self, event) -> None:
         """Tell every :class:`~mxref.modules.interfaces.IEventListener`, in configuration
         order, about a persisted event; nothing waits for them (failures are logged).

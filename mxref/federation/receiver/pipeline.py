@@ -133,6 +133,8 @@ class PduReceiver:
         (``get_missing_events``, ``get_state_ids``, ``get_event``, ``get_event_auth``).
     :param acl_checker: a :class:`~mxref.federation.acl.ServerAclChecker`.
     :param missing_events_limit: the ``limit`` of each ``get_missing_events`` request.
+    :param module_hooks: a :class:`~mxref.modules.hooks.ModuleHooks` whose event checks see
+        each event that passed the authorization rules (a refused one is soft-failed), or ``None``.
     """
 
     log = Logger()
@@ -147,6 +149,7 @@ class PduReceiver:
         federation_client,
         acl_checker,
         missing_events_limit=DEFAULT_MISSING_EVENTS_LIMIT,
+        module_hooks=None,
     ):
         self._events = events
         self._rooms = rooms
@@ -156,6 +159,7 @@ class PduReceiver:
         self._client = federation_client
         self._acl = acl_checker
         self._missing_events_limit = missing_events_limit
+        self._module_hooks = module_hooks
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -277,6 +281,11 @@ class PduReceiver:
             except AuthError as e:
                 soft_failed = True
                 self.log.info("soft-failed {event_id}: {error}", event_id=event_id, error=e.msg)
+        if rejected_reason is None and not soft_failed and self._module_hooks is not None:
+            # Modules cannot change the room's DAG that other servers share: an event they
+            # refuse is kept but soft-failed (never shown to clients, never current state).
+            if (yield self._module_hooks.refuses_remote_event(event, origin)):
+                soft_failed = True
 
         yield self._persister.persist_event(
             version, room_id, event_id, pdu, state_before, rejected_reason=rejected_reason, soft_failed=soft_failed
