@@ -300,6 +300,7 @@ class ResidentMembership:
         :returns: Deferred firing with ``{origin, state, auth_chain, members_omitted,
             servers_in_room, event?}``.
         """
+        hosts_before = yield self._rooms.get_joined_hosts(room_id)
         version, accepted, signed_by_us = yield self._accept_membership(origin, room_id, event_id, pdu, "join")
         stored = yield self._events.get_event(event_id)
         state = yield self._reads.state_ids_before(room_id, stored)
@@ -314,9 +315,10 @@ class ResidentMembership:
         chain_ids = set((yield self._events.get_auth_chain_ids(sorted(roots)))) | set(stored.auth_event_ids)
         if create_id:
             chain_ids.add(create_id)
-        chain_ids -= set(state_ids)
-        found = yield self._events.get_events(state_ids + sorted(chain_ids), allow_rejected=True)
-        hosts = yield self._rooms.get_joined_hosts(room_id)
+        if omit_members:
+            # "any events that are returned in state may be omitted from auth_chain"
+            chain_ids -= set(state_ids)
+        found = yield self._events.get_events(sorted(set(state_ids) | chain_ids), allow_rejected=True)
         response = {
             "origin": self._server_name,
             "state": [wire_pdu(found[i].pdu, version) for i in state_ids if i in found],
@@ -325,7 +327,7 @@ class ResidentMembership:
                 for e in sorted((found[i] for i in chain_ids if i in found), key=lambda e: (e.depth, e.event_id))
             ],
             "members_omitted": bool(omit_members),
-            "servers_in_room": sorted(hosts),
+            "servers_in_room": sorted(hosts_before),
         }
         if signed_by_us:
             response["event"] = accepted
