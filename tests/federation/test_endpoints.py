@@ -329,7 +329,7 @@ class LeaveKnockInviteEndpointTests(FederationEndpointFixture, unittest.TestCase
         room_id, create, invite_id, invite = self.remote_room_invite(self.user("nobody"))
         body = {"room_version": "12", "event": invite, "invite_room_state": [create]}
         response = await self.request("PUT", f"{V2}/invite/{q(room_id)}/{q(invite_id)}", body)
-        self.assertEqual(response.code, 404)
+        self.assertEqual(response.code, 403)
         room_id, create, invite_id, invite = self.remote_room_invite(self.alice)
         body = {"room_version": "12", "event": invite, "invite_room_state": []}
         response = await self.request("PUT", f"{V2}/invite/{q(room_id)}/{q(invite_id)}", body)

@@ -375,7 +375,7 @@ class ResidentMembership:
         :raises MatrixError: 400 ``M_INCOMPATIBLE_ROOM_VERSION`` for a room version we do not
             support; 400 ``M_INVALID_PARAM``/``M_MISSING_PARAM``/``M_BAD_JSON`` for a malformed
             invite or invite state; 403 for an ACL-denied origin, a sender of another server, a
-            bad signature; 404 for an unknown local user.
+            bad signature or a user we do not have.
         """
         try:
             version = get_room_version(room_version)
@@ -384,6 +384,7 @@ class ResidentMembership:
                               room_version=room_version) from None
         if not isinstance(pdu, dict):
             raise MatrixError(400, "M_BAD_JSON", "event must be an object")
+        received_unsigned = pdu.get("unsigned")
         pdu = wire_pdu(pdu, version)
         content = pdu.get("content")
         if pdu.get("type") != "m.room.member" or not isinstance(content, dict) \
@@ -398,7 +399,8 @@ class ResidentMembership:
             raise MatrixError(400, "M_INVALID_PARAM", "The event is for another room")
         user = yield self._accounts.get_user(invitee)
         if user is None or user.deactivated:
-            raise MatrixError(404, "M_NOT_FOUND", f"Unknown user {invitee}")
+            # The spec lists 400 and 403 only; a 400 would make the sender retry with v1.
+            raise MatrixError(403, "M_FORBIDDEN", f"There is no user {invitee} to invite")
         try:
             computed, checked = yield self._pdus.verify_pdu(pdu, version)
         except (InvalidEventFormat, SignatureError) as e:
@@ -422,6 +424,10 @@ class ResidentMembership:
             position = orderings.get(event_id)
             if position is not None:
                 self._notifier.notify(ROOM_EVENTS_STREAM, position, room_ids=[room_id], user_ids=[invitee])
+        # "The event with the invited server's signature added. All other fields of the events
+        # should remain untouched."
+        if isinstance(received_unsigned, dict):
+            signed = dict(signed, unsigned=received_unsigned)
         return {"event": signed}
 
 
