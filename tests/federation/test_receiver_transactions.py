@@ -1,6 +1,6 @@
 """Inbound transactions and EDUs: limits, per-PDU results, deduplication, typing and receipts."""
 
-from twisted.internet import defer, reactor
+from twisted.internet import defer, reactor, task
 from twisted.internet.task import Clock
 from twisted.trial import unittest
 
@@ -104,3 +104,52 @@ class TransactionTests(ReceiverFixture, unittest.TestCase):
         content = {self.room_id: {"m.read": {self.bob: {"event_ids": [join_id], "data": {"ts": 5}}}}}
         yield self.send("t2", edus=[{"edu_type": "m.receipt", "content": content}])
         self.assertEqual((yield self.store.client_data.get_receipts_since([self.room_id], 0)), [])
+
+
+    @defer.inlineCallbacks
+    def test_typing_from_denied_server_is_ignored(self):
+        """Once the room's ACL denies the remote server, its typing EDUs change nothing."""
+        yield self.send("t1", [self.remote.build(self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob)[1]])
+        yield self.creator.send_event(
+            self.room_id, self.alice, "m.room.server_acl", {"allow": ["*"], "deny": [REMOTE]}, state_key=""
+        )
+        edu = {"edu_type": "m.typing", "content": {"room_id": self.room_id, "user_id": self.bob, "typing": True}}
+        yield self.send("t2", edus=[edu])
+        self.assertEqual(self.typing.typing_in(self.room_id), [])
+
+
+class StalledPduReceiver:
+    """A PDU receiver that never finishes, standing for a slow room."""
+
+    def __init__(self):
+        self.pending = []
+
+    def receive_pdu(self, origin, pdu):
+        d = defer.Deferred()
+        self.pending.append(d)
+        return d
+
+
+class BoundedTimeTests(ReceiverFixture, unittest.TestCase):
+    """A transaction is answered within the processing timeout even if a room is slow."""
+
+    @defer.inlineCallbacks
+    def test_slow_processing_is_answered_after_the_timeout(self):
+        """After the timeout the sender gets 200 with no error for the PDU still in progress."""
+        clock = Clock()
+        stalled = StalledPduReceiver()
+        transactions = TransactionReceiver(
+            self.store.federation, self.store.rooms, stalled, EduRouter(), clock, processing_timeout=30
+        )
+        join_id, join = self.remote.build(self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob)
+        d = transactions.on_transaction(REMOTE, "slow", {"pdus": [join], "edus": []})
+        for _ in range(2000):
+            if clock.getDelayedCalls():
+                break
+            yield task.deferLater(reactor, 0.002, lambda: None)
+        self.assertFalse(d.called)
+        clock.advance(30)
+        code, body = yield d
+        self.assertEqual((code, body), (200, {"pdus": {join_id: {}}}))
+        self.assertEqual(len(stalled.pending), 1)
+

@@ -240,6 +240,12 @@ class PduReceiver:
         if not (yield self._acl.is_allowed(room_id, origin)):
             return PduOutcome(None, DROPPED, f"{origin} is denied by the room's server ACL")
         try:
+            # A PDU we already hold (delivered again, or fetched earlier) is not checked twice:
+            # its ID, the hash of its redacted form, is enough to find it.
+            event_id, _ = checked_pdu(pdu, version)
+            existing = yield self._events.get_event(event_id, allow_rejected=True)
+            if existing is not None and not existing.outlier:
+                return _outcome_of_stored(existing)
             event_id, checked = yield self.verify_pdu(pdu, version)
         except (InvalidEventFormat, SignatureError) as e:
             self.log.info("dropped a PDU from {origin}: {error}", origin=origin, error=e.msg)
