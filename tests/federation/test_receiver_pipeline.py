@@ -88,6 +88,9 @@ class PduPipelineTests(ReceiverFixture, unittest.TestCase):
         self.assertEqual(outcome.status, REJECTED)
         state = yield self.current_state_ids()
         self.assertEqual(state[("m.room.power_levels", "")], old_levels_id)
+        # An event citing the rejected event as an auth event is rejected too.
+        cites_id, cites = self.remote.build(self.bob, "m.room.message", {"body": "x"}, prev_ids=[event_id])
+        self.assertEqual((yield self.receiver.receive_pdu(REMOTE, cites)).status, REJECTED)
         # An event built after the rejected one, citing the old power levels, is accepted
         # and sees the state as if the rejected event did not exist.
         self.remote.state_after[event_id] = self.remote.state_before(event_id)

@@ -281,7 +281,7 @@ class PduReceiver:
             except AuthError as e:
                 rejected_reason = f"not allowed by the state before it: {e.msg}"
         if rejected_reason is None:
-            current_ids = yield self._events.get_current_state_ids(room_id)
+            current_ids = yield self._events.get_current_state_ids(room_id, types=_auth_state_keys(event, version))
             try:
                 yield self._check_against_state(version, event, current_ids)
             except AuthError as e:
@@ -336,8 +336,7 @@ class PduReceiver:
         """
         if event.get("type") == "m.room.create":
             return
-        keys = set(auth_types_for_event(event, version)) | {CREATE_KEY}
-        ids = [state_ids[k] for k in keys if k in state_ids]
+        ids = [state_ids[k] for k in _auth_state_keys(event, version) if k in state_ids]
         stored = yield self._events.get_events(ids, allow_rejected=True)
         check_auth(event, [with_event_id(e) for e in stored.values() if not e.rejected_reason], version)
 
@@ -524,6 +523,12 @@ class PduReceiver:
             )
         yield self._events.persist_events(PersistBatch(events=records))
         return results
+
+
+def _auth_state_keys(event, version):
+    """The state keys an event is authorised against: its auth events selection plus the
+    create event (which room version 12 never lists)."""
+    return sorted(set(auth_types_for_event(event, version)) | {CREATE_KEY})
 
 
 def _check_outlier_auth(version, room_id, event, known, rejected):
