@@ -58,7 +58,9 @@ class FederationEndpointFixture(ReceiverFixture):
         self.resident = ResidentMembership(
             self.store.events, self.store.rooms, self.store.accounts, self.creator, self.receiver, self.reads,
             self.acl, self.notifier, self.server_name, self.signing_key, reactor,
+            forward_event=lambda origin, event_id: self.forwarded.append((origin, event_id)),
         )
+        self.forwarded = []
         directory = RoomDirectory(self.store.events, self.store.rooms, self.membership, self.server_name)
         queries = FederationQueries(
             self.store.rooms, self.store.accounts, directory.public_rooms, self.server_name, self.allow_public_rooms
@@ -174,6 +176,7 @@ class JoinEndpointTests(FederationEndpointFixture, unittest.TestCase):
         self.assertTrue(all("event_id" not in e for e in body["state"] + body["auth_chain"]))
         state = await self.current_state_ids()
         self.assertEqual(state[("m.room.member", self.bob)], event_id)
+        self.assertEqual(self.forwarded, [(REMOTE, event_id)])
 
     @deferred_test
     async def test_incompatible_room_version(self):

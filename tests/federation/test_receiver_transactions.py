@@ -24,8 +24,9 @@ class TransactionTests(ReceiverFixture, unittest.TestCase):
         self.router.register(
             "m.receipt", ReceiptEduReceiver(self.store.client_data, self.store.rooms, self.notifier, self.acl).on_edu
         )
+        self.seen = []
         self.transactions = TransactionReceiver(
-            self.store.federation, self.store.rooms, self.receiver, self.router, reactor
+            self.store.federation, self.store.rooms, self.receiver, self.router, reactor, origin_seen=self.seen.append
         )
 
     def send(self, txn_id, pdus=(), edus=()):
@@ -53,6 +54,7 @@ class TransactionTests(ReceiverFixture, unittest.TestCase):
         _, message = self.remote.build(self.bob, "m.room.message", {"body": "x"})
         again = yield self.send("t1", [message])
         self.assertEqual(again, first)
+        self.assertEqual(self.seen, [REMOTE, REMOTE])
         self.assertEqual(len((yield self.store.events.get_forward_extremities(self.room_id))), 1)
 
     @defer.inlineCallbacks

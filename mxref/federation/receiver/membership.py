@@ -97,12 +97,16 @@ class ResidentMembership:
     :param server_name: our server name.
     :param signing_key: our signing key.
     :param clock: an ``IReactorTime``.
+    :param forward_event: called as ``forward_event(origin, event_id)`` (may return a Deferred)
+        after a join, leave or knock handed to us is accepted, to send it on to the room's other
+        servers (:meth:`mxref.federation.sender.sender.FederationSender.send_on_behalf_of`), or
+        ``None``.
     """
 
     log = Logger()
 
     def __init__(self, events, rooms, accounts, creator, pdu_receiver, room_reads, acl_checker, notifier,
-                 server_name, signing_key, clock):
+                 server_name, signing_key, clock, forward_event=None):
         self._events = events
         self._rooms = rooms
         self._accounts = accounts
@@ -114,6 +118,7 @@ class ResidentMembership:
         self._server_name = server_name
         self._signing_key = signing_key
         self._clock = clock
+        self._forward_event = forward_event
 
     def _now_ms(self):
         return int(self._clock.seconds() * 1000)
@@ -291,6 +296,12 @@ class ResidentMembership:
         outcome = yield self._pdus.receive_pdu(origin, pdu)
         if outcome.status != ACCEPTED:
             raise MatrixError(403, "M_FORBIDDEN", f"The {membership} was not accepted: {outcome.reason or outcome.status}")
+        if self._forward_event is not None:
+            # The joining server only talks to us: the other servers hear of it from us.
+            try:
+                yield self._forward_event(origin, event_id)
+            except Exception:
+                self.log.failure("could not pass {event_id} on to the room", event_id=event_id)
         return version, pdu, signed_by_us
 
     @defer.inlineCallbacks

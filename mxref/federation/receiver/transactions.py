@@ -40,18 +40,22 @@ class TransactionReceiver:
     :param edu_router: an :class:`~mxref.federation.receiver.edus.EduRouter`.
     :param clock: an ``IReactorTime``.
     :param processing_timeout: seconds before answering with partial results.
+    :param origin_seen: called as ``origin_seen(origin)`` for every transaction, since a server
+        that sends to us is up (e.g.
+        :meth:`mxref.federation.sender.sender.FederationSender.wake_destination`), or ``None``.
     """
 
     log = Logger()
 
     def __init__(self, federation_store, rooms, pdu_receiver, edu_router, clock,
-                 processing_timeout=DEFAULT_PROCESSING_TIMEOUT):
+                 processing_timeout=DEFAULT_PROCESSING_TIMEOUT, origin_seen=None):
         self._store = federation_store
         self._rooms = rooms
         self._pdus = pdu_receiver
         self._edus = edu_router
         self._clock = clock
         self._processing_timeout = processing_timeout
+        self._origin_seen = origin_seen
         self._in_flight = {}
 
     def on_transaction(self, origin, txn_id, body):
@@ -66,6 +70,11 @@ class TransactionReceiver:
             pdus, edus = _parse_transaction(body)
         except MatrixError as e:
             return defer.fail(e)
+        if self._origin_seen is not None:
+            try:
+                self._origin_seen(origin)
+            except Exception:
+                self.log.failure("origin_seen({origin}) failed", origin=origin)
         key = (origin, txn_id)
         if key in self._in_flight:
             # A retry while the first delivery is still being processed: the same answer.
