@@ -3,11 +3,13 @@
 from twisted.internet import defer
 from twisted.trial import unittest
 
+from mxref.events.builder import build_create_event
+from mxref.events.hashing import compute_event_id
 from mxref.events.signing import generate_signing_key
 from mxref.federation.receiver.pipeline import ACCEPTED, DROPPED, REJECTED, SOFT_FAILED
 from mxref.rooms.persister import ROOM_EVENTS_STREAM
 from mxref.storage.records import RoomPosition
-from tests.federation.receiver_support import REMOTE, ReceiverFixture
+from tests.federation.receiver_support import REMOTE, ReceiverFixture, RemoteRoom
 
 MEMBER_KEY = "m.room.member"
 
@@ -215,3 +217,37 @@ class PduPipelineV10Tests(PduPipelineTests):
     listed in auth_events)."""
 
     room_version = "10"
+
+
+class StoreOutliersTests(ReceiverFixture, unittest.TestCase):
+    """``PduReceiver.store_outliers``: a joined room's state and auth chain kept as outliers."""
+
+    room_version = "12"
+
+    @defer.inlineCallbacks
+    def test_state_of_an_unknown_room_is_stored_as_outliers(self):
+        """Valid events are stored as outliers in auth order; forged and unauthorised ones are
+        skipped or marked rejected."""
+        carol = f"@carol:{REMOTE}"
+        create, room_id = build_create_event(
+            room_version="12", creator=carol, content={}, origin_server_ts=1, server_name=REMOTE,
+            signing_key=self.remote.signing_key,
+        )
+        remote = RemoteRoom(room_id, "12", signing_key=self.remote.signing_key)
+        remote.add(compute_event_id(create, "12"), create, {})
+        join_id, join = remote.build(carol, "m.room.member", {"membership": "join"}, state_key=carol)
+        rules_id, rules = remote.build(carol, "m.room.join_rules", {"join_rule": "invite"}, state_key="")
+        eve = f"@eve:{REMOTE}"
+        bad_id, bad = remote.build(eve, "m.room.name", {"name": "taken over"}, state_key="")
+        forged_id, forged = remote.build(
+            carol, "m.room.topic", {"topic": "x"}, state_key="", signing_key=generate_signing_key("r1")
+        )
+        # Out of order on purpose: the receiver sorts them by their auth references.
+        results = yield self.receiver.store_outliers("12", room_id, [bad, rules, forged, join, create])
+        create_id = compute_event_id(create, "12")
+        self.assertEqual(set(results), {create_id, join_id, rules_id, bad_id})
+        self.assertIsNone(results[rules_id])
+        self.assertIsNotNone(results[bad_id])
+        stored = yield self.store.events.get_event(rules_id)
+        self.assertTrue(stored.outlier)
+        self.assertEqual((yield self.store.events.have_events([forged_id])), set())
