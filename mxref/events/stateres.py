@@ -24,9 +24,9 @@ Where we part from the letter of the spec text, and why. State resolution only w
 every server computes the same answer, and on two points the text says something that no
 deployed server does; mxref does what they do (Synapse and ruma alike), and both points are
 marked [like deployed servers] in the code. With them, mxref's results equal Synapse 1.163's
-on its own test scenarios, a 10,000-member benchmark room and thousands of random forked
-rooms (v1, v2, v10, v11, v12); read literally, about 1 in 100 of those rooms resolves
-differently.
+on its own test scenarios, a 10,000-member benchmark room and about 2,500 random forked
+rooms (v1, v2, v10, v11, v12, some with states patched from older ones); read literally,
+about 1 in 100 of those rooms resolves differently.
 
 * Auth difference. The text's auth chain of an event excludes the event, so an
   unconflicted event that one state's events cite and another's do not would be in the
