@@ -1,8 +1,10 @@
 """Each hook's effect end to end through the Client-Server API of a whole test homeserver."""
 
-from twisted.internet import reactor, task
+from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
 
+from mxref.errors import MatrixError
+from mxref.testing.homeserver import make_test_homeserver
 from tests.client.support import deferred_test
 from tests.modules.sample_modules import journal
 from tests.modules.support import make_example_module_importable, module_entry, sample, start_server
@@ -290,3 +292,20 @@ class ModuleResourceTests(unittest.TestCase):
         response = await server.request("GET", "/custom/place/hello")
         self.assertEqual((response.code, response.body), (200, b"hello from a module"))
         self.assertEqual((await server.request("GET", "/_mxref/pages/hello")).code, 404)
+
+
+class ServiceLevelTests(unittest.TestCase):
+    """The module-author test recipe of docs/modules.md, run as written there."""
+
+    @defer.inlineCallbacks
+    def test_docs_recipe(self):
+        """A module configured through make_test_homeserver refuses an event sent through the services."""
+        modules = [{"module": sample("WordChecker"), "config": {"reject_word": "HELLO"}}]
+        hs = yield make_test_homeserver(self, reactor, overrides={"modules": modules})
+        alice = yield defer.ensureDeferred(hs.registrar.register_user("alice", "pw"))
+        room_id = yield hs.room_creator.create_room(alice)
+        error = yield self.assertFailure(
+            hs.event_creator.send_event(room_id, alice, "m.room.message", {"body": "HELLO THERE"}), MatrixError
+        )
+        self.assertEqual(error.errcode, "M_FORBIDDEN")
+        self.assertEqual([m.name for m in hs.modules], ["wordchecker"])
