@@ -302,6 +302,18 @@ class BackoffTests(SenderFixture, unittest.TestCase):
         self.assertEqual((record.retry_interval, record.failure_ts), (0, None))
 
     @defer.inlineCallbacks
+    def test_restart_before_first_answer_loses_nothing(self):
+        """Events queued for a server that never answered before a restart (a first contact
+        hanging) are sent from the database after the restart."""
+        self.fed_client.held.add(REMOTE)
+        ids = yield self.say(4, wait_for=())
+        yield self.sender.stopService()
+        client = RecordingClient()
+        restarted = yield self.start_sender(client=client)
+        yield restarted.idle()
+        self.assertEqual([i for _t, pdus, _e in client.to(REMOTE) for i in self.event_ids(pdus)], ids)
+
+    @defer.inlineCallbacks
     def test_restart_resumes_schedule_position(self):
         """A restarted sender continues the back-off where it was (the next failure waits
         the next, longer delay)."""

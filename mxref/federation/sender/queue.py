@@ -73,6 +73,7 @@ class DestinationQueue:
         self._catching_up = False
         self._missed_while_catching_up = False
         self._loaded = False
+        self._has_position = False
         self._woken_before_load = False
         self._attempt = 0
         self._retry_last_ts = 0
@@ -209,6 +210,7 @@ class DestinationQueue:
         """Read the stored retry state (once), so a restart resumes the back-off."""
         record = yield self._store.get_destination(self.destination)
         self._loaded = True
+        self._has_position = record is not None and record.last_successful_stream_ordering is not None
         if record is None or self._woken_before_load or not record.retry_interval:
             return
         self._retry_last_ts = record.retry_last_ts
@@ -241,11 +243,18 @@ class DestinationQueue:
         :returns: Deferred firing with ``True`` on success, ``False`` after a failure (which
             has been recorded and has put the queue in back-off and catch-up).
         """
+        if pdus and not self._has_position:
+            # First PDUs to this server: record where it stands, so that a restart (or a
+            # failure) before they are delivered resumes from the stored stream.
+            yield self._store.set_destination_last_successful_stream_ordering(
+                self.destination, min(o for o, _ in pdus) - 1
+            )
+            self._has_position = True
         txn_id = self._next_txn_id()
         try:
             response = yield self._client.send_transaction(self.destination, txn_id, [p for _, p in pdus], edus)
         except Exception as e:
-            yield self._record_failure(e, pdus, edus)
+            yield self._record_failure(e, edus)
             return False
         self.transactions_sent += 1
         results = response.get("pdus") if isinstance(response, dict) else None
@@ -270,7 +279,7 @@ class DestinationQueue:
             yield self._store.set_destination_last_successful_stream_ordering(self.destination, stream_ordering)
 
     @defer.inlineCallbacks
-    def _record_failure(self, error, pdus, edus):
+    def _record_failure(self, error, edus):
         now = self._now_ms()
         self._attempt += 1
         self._retry_interval = retry_delay_ms(self._attempt, self._rng)
@@ -281,15 +290,11 @@ class DestinationQueue:
             "could not send to {destination} ({error}); retry {attempt} in {interval} ms",
             destination=self.destination, error=error, attempt=self._attempt, interval=self._retry_interval,
         )
-        lowest = min([o for o, _ in pdus] + [o for o, _ in self._pdus], default=None)
         self._edus.extendleft(reversed(edus))
+        # The PDUs in memory (and those that failed) are in the stored stream above the
+        # destination's last successful position: catch-up will send them.
         self._enter_catch_up()
         yield self._store.set_destination_retry(self.destination, now, self._retry_interval, self._failure_ts)
-        if lowest is not None:
-            record = yield self._store.get_destination(self.destination)
-            if record is None or record.last_successful_stream_ordering is None:
-                # First contact failed: remember where catch-up must start.
-                yield self._store.set_destination_last_successful_stream_ordering(self.destination, lowest - 1)
 
     @defer.inlineCallbacks
     def _catch_up_round(self):
