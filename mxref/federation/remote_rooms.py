@@ -41,7 +41,7 @@ from mxref.federation.sender.routing import pdu_for_wire, server_of
 from mxref.rooms.interfaces import IRemoteRooms
 from mxref.rooms.persister import ROOM_EVENTS_STREAM
 from mxref.rooms.state import StateAt, with_event_id
-from mxref.storage.records import EventToPersist, PersistBatch
+from mxref.storage.records import EventToPersist, PersistBatch, RoomUpdate
 from mxref.types import RoomAlias
 
 CREATE_KEY = ("m.room.create", "")
@@ -240,10 +240,23 @@ class RemoteRooms:
                 from None
 
         yield self._rooms.store_room(room_id, version.identifier, create.sender, False, self._now_ms())
+        yield self._adopt_state(room_id, state_ids)
         yield self._persister.persist_event(
             version, room_id, event_id, pdu, StateAt(ids=state_ids, group=None), notify_user_ids=[pdu["sender"]]
         )
         self.log.info("joined {room_id} as {user_id}", room_id=room_id, user_id=pdu["sender"])
+
+    @defer.inlineCallbacks
+    def _adopt_state(self, room_id, state_ids):
+        """Make the state before our join the room's current state, at a stream position of
+        its own just before the join, so that ``/sync`` (which gives the state at the start of
+        the timeline) shows the room's state alongside the join."""
+        old = yield self._events.get_current_state_ids(room_id)
+        to_insert = {k: v for k, v in state_ids.items() if old.get(k) != v}
+        to_delete = [k for k in old if k not in state_ids]
+        if to_insert or to_delete:
+            update = RoomUpdate(room_id=room_id, state_delta_to_insert=to_insert, state_delta_to_delete=to_delete)
+            yield self._events.persist_events(PersistBatch(events=[], room_updates=[update]))
 
     # -- inviting -----------------------------------------------------------------------------
 

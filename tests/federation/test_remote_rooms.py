@@ -9,7 +9,10 @@ from twisted.internet import defer, reactor
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
+from mxref.auth.tokens import Requester
 from mxref.client.directory.service import RoomDirectory
+from mxref.client.filters.service import FilterService
+from mxref.client.sync.service import SyncService
 from mxref.client.visibility import EventVisibility
 from mxref.errors import MatrixError
 from mxref.events.signing import generate_signing_key
@@ -198,6 +201,25 @@ class JoinTests(TwoServerFixture, unittest.TestCase):
                                                        {"msgtype": "m.text", "body": "hello"})
         stored = yield self.hs1.store.events.get_event(event_id)
         self.assertEqual(list(stored.prev_event_ids), [ours[("m.room.member", self.alice)]])
+
+    @defer.inlineCallbacks
+    def test_joined_room_in_sync(self):
+        """After the remote join, alice's /sync (woken by the join) lists the room as joined
+        with its name in the state and her join in the timeline."""
+        room_id = yield self.bob_room(name="Bob's room")
+        visibility = EventVisibility(self.hs1.store.events, self.hs1.store.state, self.hs1.store.rooms)
+        sync = SyncService(self.hs1.store.events, self.hs1.store.rooms, self.hs1.store.client_data, visibility,
+                           self.hs1.creator, FilterService(self.hs1.store.client_data), self.hs1.notifier, reactor)
+        requester = Requester(self.alice)
+        first = yield sync.sync(requester)
+        self.assertNotIn(room_id, first.get("rooms", {}).get("join", {}))
+        waiting = sync.sync(requester, since=first["next_batch"], timeout_ms=30_000)
+        join_id = yield self.hs1.remote_rooms.join_remote_room(room_id, self.alice, [HS2], {})
+        response = yield waiting
+        joined = response["rooms"]["join"][room_id]
+        events = joined.get("state", {}).get("events", []) + joined["timeline"]["events"]
+        self.assertIn("m.room.name", [e["type"] for e in events])
+        self.assertIn(join_id, [e["event_id"] for e in joined["timeline"]["events"]])
 
     @defer.inlineCallbacks
     def test_join_carries_profile_content(self):
