@@ -5,7 +5,7 @@ other server's resident-side services with JSON round-trips."""
 import json
 import os
 
-from twisted.internet import defer, reactor
+from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
@@ -17,11 +17,15 @@ from mxref.client.visibility import EventVisibility
 from mxref.errors import MatrixError
 from mxref.events.signing import generate_signing_key
 from mxref.federation.acl import ServerAclChecker
+from mxref.client.receipts.typing import TypingTracker
+from mxref.federation.receiver.edus import EduRouter, TypingEduReceiver
 from mxref.federation.receiver.membership import ResidentMembership
 from mxref.federation.receiver.pipeline import PduReceiver
 from mxref.federation.receiver.queries import FederationQueries
 from mxref.federation.receiver.room_reads import FederationRoomReads
+from mxref.federation.receiver.transactions import TransactionReceiver
 from mxref.federation.remote_rooms import RemoteRooms, fill_membership_template
+from mxref.federation.sender.sender import FederationSender
 from mxref.federation.transport.client import RequestFailed
 from mxref.notifier import Notifier
 from mxref.rooms.creator import EventCreator
@@ -74,8 +78,16 @@ class InProcessServer:
         visibility = EventVisibility(store.events, store.state, store.rooms)
         reads = FederationRoomReads(store.events, store.state, store.rooms, self.state_reader, visibility, acl,
                                     server_name, reactor)
+        self.typing = TypingTracker(task.Clock(), self.notifier)
+        self.sender = FederationSender(store.events, store.rooms, store.federation, store.client_data, self.client,
+                                       self.notifier, self.typing, reactor, server_name)
         self.resident = ResidentMembership(store.events, store.rooms, store.accounts, self.creator, self.receiver,
-                                           reads, acl, self.notifier, server_name, self.signing_key, reactor)
+                                           reads, acl, self.notifier, server_name, self.signing_key, reactor,
+                                           forward_event=self.sender.send_on_behalf_of)
+        router = EduRouter()
+        router.register("m.typing", TypingEduReceiver(self.typing, store.rooms, acl).on_edu)
+        self.transactions = TransactionReceiver(store.federation, store.rooms, self.receiver, router, reactor,
+                                                origin_seen=self.sender.wake_destination)
         directory = RoomDirectory(store.events, store.rooms, self.membership, server_name)
         self.queries = FederationQueries(store.rooms, store.accounts, directory.public_rooms, server_name, True)
         network[server_name] = self
@@ -142,6 +154,16 @@ class NetworkClient:
     def send_invite(self, destination, room_id, event_id, event, room_version, invite_room_state=()):
         return self._call("send_invite", destination, lambda s, *a: s.resident.on_invite(self.origin, *a),
                           room_id, event_id, room_version, event, list(invite_room_state))
+
+    def send_transaction(self, destination, txn_id, pdus, edus):
+        body = {"origin": self.origin, "origin_server_ts": 0, "pdus": pdus, "edus": edus}
+
+        def deliver(server, txn, body):
+            d = server.transactions.on_transaction(self.origin, txn, body)
+            d.addCallback(lambda result: result[1])
+            return d
+
+        return self._call("send_transaction", destination, deliver, txn_id, body)
 
     def query_directory(self, destination, alias):
         return self._call("query_directory", destination, lambda s, a: s.queries.query_directory(a), alias)
@@ -390,3 +412,62 @@ class TemplateTests(unittest.TestCase):
         self.assertNotIn("origin", pdu)
         self.assertEqual(pdu["origin_server_ts"], 1234)
         self.assertIn("one.example", pdu["signatures"])
+
+
+class DeliveryTests(TwoServerFixture, unittest.TestCase):
+    """The sender's transactions accepted by the other server's receiver."""
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        yield super().setUp()
+        self.hs3 = yield InProcessServer.build(self, "three.example", self.network, self.keyring)
+        self.carol = yield self.hs3.register("carol")
+        for server in (self.hs1, self.hs2, self.hs3):
+            yield server.sender.startService()
+            self.addCleanup(server.sender.stopService)
+
+    @defer.inlineCallbacks
+    def settle(self):
+        for _ in range(3):
+            for server in (self.hs1, self.hs2, self.hs3):
+                yield server.sender.idle()
+
+    @defer.inlineCallbacks
+    def test_messages_both_ways(self):
+        """After alice joins bob's room, each one's message reaches the other server."""
+        room_id = yield self.bob_room()
+        yield self.hs1.membership.join(self.alice, room_id, servers=[HS2])
+        from_alice, _ = yield self.hs1.creator.send_event(room_id, self.alice, "m.room.message",
+                                                          {"msgtype": "m.text", "body": "hi bob"})
+        from_bob, _ = yield self.hs2.creator.send_event(room_id, self.bob, "m.room.message",
+                                                        {"msgtype": "m.text", "body": "hi alice"})
+        yield self.settle()
+        on_hs2 = yield self.hs2.store.events.get_event(from_alice)
+        on_hs1 = yield self.hs1.store.events.get_event(from_bob)
+        self.assertIsNotNone(on_hs2)
+        self.assertIsNotNone(on_hs1)
+        self.assertFalse(on_hs2.outlier or on_hs2.soft_failed)
+        self.assertFalse(on_hs1.outlier or on_hs1.soft_failed)
+
+    @defer.inlineCallbacks
+    def test_join_passed_on_by_resident(self):
+        """When carol joins through bob's server, bob's server passes her join on to alice's."""
+        room_id = yield self.bob_room()
+        yield self.hs1.membership.join(self.alice, room_id, servers=[HS2])
+        yield self.settle()
+        del self.hs2.client.calls[:]
+        yield self.hs3.membership.join(self.carol, room_id, servers=[HS2])
+        yield self.settle()
+        members = yield self.hs1.store.rooms.get_members(room_id, membership="join")
+        self.assertEqual(sorted(members), sorted([self.alice, self.bob, self.carol]))
+        self.assertIn(("send_transaction", HS1), self.hs2.client.calls)
+
+    @defer.inlineCallbacks
+    def test_typing_reaches_other_server(self):
+        """Alice typing on her server shows on bob's."""
+        room_id = yield self.bob_room()
+        yield self.hs1.membership.join(self.alice, room_id, servers=[HS2])
+        yield self.settle()
+        self.hs1.typing.set_typing(room_id, self.alice, True, 10_000)
+        yield self.settle()
+        self.assertEqual(self.hs2.typing.typing_in(room_id), [self.alice])
