@@ -65,15 +65,23 @@ class EventRouting:
         self._known_rooms.add(room_id)
 
     @defer.inlineCallbacks
-    def destinations_of(self, stored):
+    def destinations_of(self, stored, live=False):
         """The servers an event goes to: the servers of the room's joined members just after
         the event, plus the target's server for a kick or ban, without us.
 
         :param stored: a :class:`~mxref.storage.records.StoredEvent` with a stream ordering.
+        :param live: the event was just persisted; unless it changes a membership, the
+            room's current joined servers are taken (a cheap read) instead of reading the
+            members as they were at the event.
         :returns: Deferred firing with a ``set`` of server names.
         """
-        members = yield self._rooms.get_members(stored.room_id, membership="join", at_stream=stored.stream_ordering)
-        servers = {server_of(user_id) for user_id in members}
+        if live and stored.type != "m.room.member":
+            servers = set((yield self._rooms.get_joined_hosts(stored.room_id)))
+        else:
+            members = yield self._rooms.get_members(
+                stored.room_id, membership="join", at_stream=stored.stream_ordering
+            )
+            servers = {server_of(user_id) for user_id in members}
         if stored.type == "m.room.member" and stored.membership in ("leave", "ban"):
             servers.add(server_of(stored.state_key))
         servers.discard(None)

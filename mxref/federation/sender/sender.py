@@ -159,7 +159,7 @@ class FederationSender(service.Service):
 
     @defer.inlineCallbacks
     def _enqueue_pdu(self, stored, exclude):
-        destinations = yield self.routing.destinations_of(stored)
+        destinations = yield self.routing.destinations_of(stored, live=True)
         pdu = yield self.routing.wire_pdu(stored)
         for destination in sorted(destinations - set(exclude)):
             self.queue(destination).send_pdu(stored.stream_ordering, pdu)
