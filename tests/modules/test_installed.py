@@ -33,13 +33,21 @@ def copy_sources(destination):
     return destination, example
 
 
+def clean_environment(venv=None):
+    """This environment without anything that would put the test run's packages on the new
+    environment's path (``trial -j`` workers get ``PYTHONPATH``: pip would then think mxref and
+    its dependencies are installed already)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    if venv is not None:
+        env["PATH"] = os.pathsep.join([os.path.join(venv, "bin"), env.get("PATH", "")])
+    return env
+
+
 class InstalledProcess(MxrefProcess):
     """``twistd -n mxref`` from the virtual environment only: no source tree on the path."""
 
     def environment(self):
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-        env["PATH"] = os.pathsep.join([os.path.dirname(self.python), env.get("PATH", "")])
-        return env
+        return clean_environment(os.path.dirname(os.path.dirname(self.python)))
 
 
 class InstalledExampleModuleTests(unittest.TestCase):
@@ -50,7 +58,7 @@ class InstalledExampleModuleTests(unittest.TestCase):
         os.makedirs(work)
         self.mxref_source, self.example_source = copy_sources(os.path.join(work, "src"))
         self.venv = os.path.join(work, "venv")
-        subprocess.run([sys.executable, "-m", "venv", self.venv], check=True, timeout=120)
+        subprocess.run([sys.executable, "-m", "venv", self.venv], check=True, timeout=120, env=clean_environment())
         self.python = os.path.join(self.venv, "bin", "python")
         self.server = None
         self.workdir = os.path.join(work, "server")
@@ -63,7 +71,7 @@ class InstalledExampleModuleTests(unittest.TestCase):
         result = subprocess.run(
             [self.python, "-m", "pip", "install", "--disable-pip-version-check", "-q",
              self.mxref_source, self.example_source],
-            capture_output=True, text=True, timeout=300,
+            capture_output=True, text=True, timeout=300, env=clean_environment(self.venv),
         )
         if result.returncode != 0:
             output = result.stdout + result.stderr
@@ -76,7 +84,7 @@ class InstalledExampleModuleTests(unittest.TestCase):
         self.pip_install()
         where = subprocess.run(
             [self.python, "-c", "import mxref, mxref_example_module; print(mxref.__file__)"],
-            capture_output=True, text=True, check=True, cwd=self.venv,
+            capture_output=True, text=True, check=True, cwd=self.venv, env=clean_environment(self.venv),
         ).stdout
         self.assertTrue(where.startswith(self.venv), where)
 
