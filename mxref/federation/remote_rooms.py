@@ -22,6 +22,8 @@ Spec: Server-Server API (https://spec.matrix.org/v1.19/server-server-api/):
   answer is the same event with the invitee's server's signature added.
 * "Leaving Rooms (Rejecting Invites)": ``GET /make_leave`` then ``PUT /v2/send_leave``; we
   keep the leave as an out-of-band membership so that the user's ``/sync`` sees the room go.
+* "Knocking upon a room": ``GET /make_knock?ver=`` then ``PUT /v1/send_knock``, whose answer
+  ``knock_room_state`` we keep (stripped) with the knock for the user's ``/sync``.
 """
 
 import secrets
@@ -30,6 +32,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from mxref.client.serialise import strip_state_event
 from mxref.errors import AuthError, InvalidEventFormat, MatrixError, SignatureError
 from mxref.events.authrules import auth_types_for_event, check_auth
 from mxref.events.hashing import compute_event_id, encode_unpadded_base64
@@ -146,21 +149,31 @@ class RemoteRooms:
 
     # -- joining ------------------------------------------------------------------------------
 
-    @defer.inlineCallbacks
     def join_remote_room(self, room_id, user_id, servers, content):
         """See :meth:`IRemoteRooms.join_remote_room`. Candidates are tried in order; the
         error of the last one is raised when none lets us in."""
-        last_error = MatrixError(404, "M_NOT_FOUND", f"No server could be reached to join {room_id}")
+        return self._through_candidates("join", servers, room_id, self._join_via, room_id, user_id, content)
+
+    @defer.inlineCallbacks
+    def _through_candidates(self, action, servers, room_id, attempt, *args):
+        """Call ``attempt(server, *args)`` for each candidate server but ourselves until one
+        succeeds; a :class:`_TryNextServer` moves on to the next.
+
+        :returns: Deferred firing with the first success's result.
+        :raises MatrixError: the last candidate's error (404 when there was none).
+        """
+        last_error = MatrixError(404, "M_NOT_FOUND", f"No server could be reached to {action} {room_id}")
         for server in servers:
             if server == self._server_name:
                 continue
             try:
-                event_id = yield self._join_via(server, room_id, user_id, content)
+                result = yield attempt(server, *args)
             except _TryNextServer as e:
-                self.log.info("could not join {room_id} via {server}: {error}", room_id=room_id, server=server, error=e)
+                self.log.info("could not {action} {room_id} via {server}: {error}", action=action, room_id=room_id,
+                              server=server, error=e)
                 last_error = MatrixError(e.code if e.code < 500 else 502, e.errcode, e.msg)
                 continue
-            return event_id
+            return result
         raise last_error
 
     @defer.inlineCallbacks
@@ -293,41 +306,58 @@ class RemoteRooms:
             raise MatrixError(502, "M_BAD_JSON", f"{destination} did not sign the invite: {e.msg}") from None
         return signed
 
-    # -- leaving ------------------------------------------------------------------------------
+    # -- leaving and knocking -------------------------------------------------------------------
 
-    @defer.inlineCallbacks
     def leave_remote_room(self, room_id, user_id, servers, content):
         """See :meth:`IRemoteRooms.leave_remote_room`."""
-        last_error = MatrixError(404, "M_NOT_FOUND", f"No server could be reached to leave {room_id}")
-        for server in servers:
-            if server == self._server_name:
-                continue
-            try:
-                event_id = yield self._leave_via(server, room_id, user_id, content)
-            except _TryNextServer as e:
-                self.log.info("could not leave {room_id} via {server}: {error}", room_id=room_id, server=server,
-                              error=e)
-                last_error = MatrixError(e.code if e.code < 500 else 502, e.errcode, e.msg)
-                continue
-            return event_id
-        raise last_error
+        return self._through_candidates(
+            "leave", servers, room_id, self._out_of_band_via, "leave", room_id, user_id, content
+        )
+
+    def knock_remote_room(self, room_id, user_id, servers, content):
+        """Knock on a room this server is not in (``make_knock``/``send_knock`` through one of
+        ``servers``); the knock is kept as the user's out-of-band membership, with the
+        ``knock_room_state`` the resident answered (stripped) for ``/sync``.
+
+        :returns: Deferred firing with the knock event's ID.
+        """
+        return self._through_candidates(
+            "knock on", servers, room_id, self._out_of_band_via, "knock", room_id, user_id, content
+        )
 
     @defer.inlineCallbacks
-    def _leave_via(self, server, room_id, user_id, content):
+    def _out_of_band_via(self, server, membership, room_id, user_id, content):
+        """A leave or knock through ``server``, kept locally as an out-of-band membership."""
         try:
-            made = yield self._client.make_leave(server, room_id, user_id)
+            if membership == "knock":
+                made = yield self._client.make_knock(server, room_id, user_id, SUPPORTED_ROOM_VERSIONS)
+            else:
+                made = yield self._client.make_leave(server, room_id, user_id)
         except MatrixError as e:
-            raise _TryNextServer(e.code, e.errcode, f"make_leave via {server}: {e.msg}") from None
+            raise _TryNextServer(e.code, e.errcode, f"make_{membership} via {server}: {e.msg}") from None
         version = _version_of_response(made)
         event_id, pdu = fill_membership_template(
-            made.get("event"), version, user_id, room_id, "leave", content, self._server_name, self._signing_key,
-            self._now_ms(),
+            made.get("event"), version, user_id, room_id, membership, content, self._server_name,
+            self._signing_key, self._now_ms(),
         )
         try:
-            yield self._client.send_leave(server, room_id, event_id, pdu_for_wire(pdu, version))
+            if membership == "knock":
+                response = yield self._client.send_knock(server, room_id, event_id, pdu_for_wire(pdu, version))
+            else:
+                response = yield self._client.send_leave(server, room_id, event_id, pdu_for_wire(pdu, version))
         except MatrixError as e:
-            raise _TryNextServer(e.code, e.errcode, f"send_leave via {server}: {e.msg}") from None
-        record = EventToPersist.from_pdu(event_id, pdu, room_id=room_id, outlier=True, out_of_band_membership=True)
+            raise _TryNextServer(e.code, e.errcode, f"send_{membership} via {server}: {e.msg}") from None
+        stored_pdu = pdu
+        if membership == "knock":
+            state = response.get("knock_room_state") if isinstance(response, dict) else None
+            stripped = [
+                strip_state_event(e) for e in state or ()
+                if isinstance(e, dict) and isinstance(e.get("type"), str) and isinstance(e.get("sender"), str)
+            ]
+            stored_pdu = dict(pdu, unsigned={"knock_room_state": stripped})
+        record = EventToPersist.from_pdu(
+            event_id, stored_pdu, room_id=room_id, outlier=True, out_of_band_membership=True
+        )
         orderings = yield self._events.persist_events(PersistBatch(events=[record]))
         position = orderings.get(event_id)
         if position is not None:

@@ -151,6 +151,14 @@ class NetworkClient:
         return self._call("send_leave", destination, lambda s, *a: s.resident.send_leave(self.origin, *a),
                           room_id, event_id, event)
 
+    def make_knock(self, destination, room_id, user_id, supported_versions):
+        return self._call("make_knock", destination, lambda s, *a: s.resident.make_membership_event(
+            self.origin, a[0], a[1], "knock", a[2]), room_id, user_id, list(supported_versions))
+
+    def send_knock(self, destination, room_id, event_id, event):
+        return self._call("send_knock", destination, lambda s, *a: s.resident.send_knock(self.origin, *a),
+                          room_id, event_id, event)
+
     def send_invite(self, destination, room_id, event_id, event, room_version, invite_room_state=()):
         return self._call("send_invite", destination, lambda s, *a: s.resident.on_invite(self.origin, *a),
                           room_id, event_id, room_version, event, list(invite_room_state))
@@ -379,6 +387,35 @@ class InviteAndLeaveTests(TwoServerFixture, unittest.TestCase):
         yield self.hs1.membership.join(self.alice, room_id)
         members = yield self.hs1.store.rooms.get_members(room_id, membership="join")
         self.assertEqual(sorted(members), sorted([self.alice, self.bob]))
+
+
+class KnockTests(TwoServerFixture, unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_knock_on_remote_room(self):
+        """Alice knocks on bob's knock-only room: bob's server records the knock, and alice's
+        server keeps it with the room's stripped state for her /sync."""
+        room_id = yield self.bob_room(preset="private_chat")
+        yield self.hs2.creator.send_event(room_id, self.bob, "m.room.join_rules", {"join_rule": "knock"},
+                                          state_key="")
+        event_id = yield self.hs1.remote_rooms.knock_remote_room(room_id, self.alice, [HS2], {"reason": "hi"})
+        members = yield self.hs2.store.rooms.get_members(room_id)
+        self.assertEqual((members[self.alice].membership, members[self.alice].event_id), ("knock", event_id))
+        knocks = yield self.hs1.store.rooms.get_rooms_for_user(self.alice, memberships=("knock",))
+        self.assertEqual([m.room_id for m in knocks], [room_id])
+        stored = yield self.hs1.store.events.get_event(event_id)
+        self.assertEqual(stored.pdu["content"], {"membership": "knock", "reason": "hi"})
+        carried = stored.pdu["unsigned"]["knock_room_state"]
+        self.assertIn("m.room.create", [e["type"] for e in carried])
+        self.assertEqual(set(carried[0]), {"type", "state_key", "sender", "content"})
+
+    @defer.inlineCallbacks
+    def test_knock_on_public_room_refused(self):
+        """Knocking on a room whose join rule is not knock fails with 403."""
+        room_id = yield self.bob_room()
+        error = yield self.assertFailure(
+            self.hs1.remote_rooms.knock_remote_room(room_id, self.alice, [HS2], {}), MatrixError
+        )
+        self.assertEqual(error.code, 403)
 
 
 class AliasTests(TwoServerFixture, unittest.TestCase):
