@@ -3,18 +3,19 @@
 import io
 
 from twisted.internet import defer
-from twisted.internet.testing import MemoryReactorClock
 from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
 from twisted.trial import unittest
+from twisted.web.server import Site
 from twisted.web.test.requesthelper import DummyRequest
 
+from mxref.crypto.keyring import Keyring
 from mxref.errors import MatrixError, SignatureError
 from mxref.events.signing import generate_signing_key, get_verify_key, key_id_of, verify_json
 from mxref.federation.transport.server import FederationRequestAuthenticator, authenticated
 from mxref.federation.transport.xmatrix import sign_request
 from mxref.http.resource import JsonResource
-from twisted.web.server import Site
-
+from tests.federation.test_keyring import KeyNetwork, RemoteServer, memory_store
 from tests.http.memory_http import request as http_request
 
 
@@ -171,3 +172,45 @@ class AuthenticatedEndpointTests(unittest.TestCase):
         header = sign_request(self.key, "remote.org", "us.org", "PUT", "/_matrix/federation/v1/echo/r", {})
         response = http_request(self.site, "PUT", "/_matrix/federation/v1/echo/r", b"{nope", {"Authorization": header})
         self.assertEqual((response.code, response.json()["errcode"]), (400, "M_NOT_JSON"))
+
+
+class KeyringAuthenticationTests(unittest.TestCase):
+    """The authenticator over the real Keyring: the origin's key is fetched, cached and must be current."""
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.clock = Clock()
+        self.clock.advance(1_700_000_000)
+        self.network = KeyNetwork()
+        self.remote = self.network.add(RemoteServer(self.clock, "remote.org"))
+        store = yield memory_store(self)
+        keyring = Keyring(store.federation, self.network, self.clock, "us.org", generate_signing_key("us"))
+        self.authenticator = FederationRequestAuthenticator(keyring, "us.org")
+
+    def authenticate(self, signing_key):
+        header = sign_request(signing_key, "remote.org", "us.org", "GET", "/_matrix/federation/v1/version")
+        return self.authenticator.authenticate(make_request("GET", "/_matrix/federation/v1/version", header), None)
+
+    @defer.inlineCallbacks
+    def test_key_fetched_once(self):
+        """The first request fetches the origin's key; later ones use the cache."""
+        origin = yield self.authenticate(self.remote.signing_key)
+        self.assertEqual(origin, "remote.org")
+        yield self.authenticate(self.remote.signing_key)
+        self.assertEqual(self.network.direct_calls(), [("direct", "remote.org")])
+
+    @defer.inlineCallbacks
+    def test_rotated_key_refused(self):
+        """After the origin rotates, a request signed with its old key is refused with 401."""
+        old = self.remote.rotate("k2")
+        error = yield self.assertFailure(self.authenticate(old), MatrixError)
+        self.assertEqual((error.code, error.errcode), (401, "M_UNAUTHORIZED"))
+        origin = yield self.authenticate(self.remote.signing_key)
+        self.assertEqual(origin, "remote.org")
+
+    @defer.inlineCallbacks
+    def test_unreachable_origin(self):
+        """A request from a server whose keys cannot be fetched is refused with 401."""
+        self.remote.reachable = False
+        error = yield self.assertFailure(self.authenticate(self.remote.signing_key), MatrixError)
+        self.assertEqual(error.code, 401)
