@@ -30,7 +30,7 @@ from collections import deque
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from mxref.federation.sender.backoff import attempts_for_interval, retry_delay_ms
+from mxref.federation.sender.backoff import MIN_RETRY_MS, attempts_for_interval, retry_delay_ms
 
 #: The spec's limits on one transaction.
 MAX_PDUS_PER_TRANSACTION = 50
@@ -178,8 +178,13 @@ class DestinationQueue:
     def _kick(self):
         if self._running:
             return
-        d = self._run()
-        d.addErrback(lambda f: self.log.failure("queue for {destination} failed", f, destination=self.destination))
+        self._run().addErrback(self._crashed)
+
+    def _crashed(self, failure):
+        """Something other than the destination failed (e.g. the database): log it and try
+        again after the shortest back-off rather than leave the queue stuck."""
+        self.log.failure("queue for {destination} failed", failure, destination=self.destination)
+        self._schedule_retry(MIN_RETRY_MS)
 
     @defer.inlineCallbacks
     def _run(self):

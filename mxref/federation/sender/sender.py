@@ -80,7 +80,9 @@ class FederationSender(service.Service):
         stream shows behind (the returned Deferred fires when catch-up has been started)."""
         super().startService()
         self._notifier.subscribe(self._on_notification)
-        return self._resume_catch_up()
+        d = self._resume_catch_up()
+        d.addErrback(lambda f: self.log.failure("could not resume catch-up", f))
+        return d
 
     def stopService(self):
         """Stop listening and cancel the retry timers."""
