@@ -220,7 +220,11 @@ class Keyring:
         return _FoundKey(decode_verify_key_base64(key_id, entry.verify_key_b64), entry.valid_until_ts, not current)
 
     def _fetch_coalesced(self, server_name, key_id, minimum_valid_until_ts, use_notaries):
-        """Fetch ``server_name``'s keys, sharing one fetch between concurrent callers; never fails."""
+        """Fetch ``server_name``'s keys, sharing one fetch between concurrent callers; never fails.
+
+        :param key_id: the key wanted (notaries are asked for it if the server does not give
+            it), or ``None`` for whatever the server itself publishes.
+        """
         key = (server_name, key_id, use_notaries)
         waiter = defer.Deferred()
         waiters = self._in_flight.get(key)
@@ -245,11 +249,11 @@ class Keyring:
             response = await self._fetcher.get_server_keys(server_name)
             keys = await self._store_response(server_name, response, server_name)
             found = keys.get(key_id)
-            if found is not None and self._stored_validity(found) >= minimum_valid_until_ts:
+            if key_id is None or (found is not None and self._stored_validity(found) >= minimum_valid_until_ts):
                 return
         except (MatrixError, KeyLookupError) as e:
             self._log.info("could not fetch keys of {server} directly: {error}", server=server_name, error=e)
-        if not use_notaries:
+        if not use_notaries or key_id is None:
             return
         for notary, notary_keys in self._notaries:
             if notary == server_name:
@@ -415,7 +419,7 @@ class Keyring:
             if key_id_is_current(entry)
         )
         if not fresh:
-            yield self._fetch_coalesced(server_name, (key_ids or ["*"])[0], minimum_valid_until_ts, False)
+            yield self._fetch_coalesced(server_name, None, minimum_valid_until_ts, False)
             cached = yield self._store.get_server_keys(server_name, key_ids)
         responses = {}
         for entry in cached.values():

@@ -9,6 +9,7 @@ from twisted.trial import unittest
 from twisted.web.server import Site
 from twisted.web.test.requesthelper import DummyRequest
 
+from mxref.config.federation import FederationConfig
 from mxref.crypto.keyring import Keyring
 from mxref.errors import MatrixError, SignatureError
 from mxref.events.signing import generate_signing_key, get_verify_key, key_id_of, verify_json
@@ -214,3 +215,20 @@ class KeyringAuthenticationTests(unittest.TestCase):
         self.remote.reachable = False
         error = yield self.assertFailure(self.authenticate(self.remote.signing_key), MatrixError)
         self.assertEqual(error.code, 401)
+
+
+class DomainWhitelistTests(unittest.TestCase):
+    def test_origin_outside_whitelist(self):
+        """With federation_domain_whitelist set, a correctly signed request from another server gets 403."""
+        clock = Clock()
+        key = generate_signing_key("k1")
+        keys = KnownKeys(clock, {"remote.org": {"ed25519:k1": (get_verify_key(key), 10**13)}})
+        header = sign_request(key, "remote.org", "us.org", "GET", "/_matrix/federation/v1/version")
+        for whitelist, expected in [(("friend.org",), 403), (("remote.org",), None)]:
+            authenticator = FederationRequestAuthenticator(keys, "us.org", federation_config=FederationConfig(whitelist))
+            d = authenticator.authenticate(make_request("GET", "/_matrix/federation/v1/version", header), None)
+            if expected is None:
+                self.assertEqual(self.successResultOf(d), "remote.org")
+            else:
+                error = self.failureResultOf(d, MatrixError).value
+                self.assertEqual((error.code, error.errcode), (403, "M_FORBIDDEN"))

@@ -510,6 +510,8 @@ class MatrixFederationAgent:
     def _srv(self, name):
         try:
             answers, _authority_records, _additional = yield self._resolver.lookupService(name)
+        except defer.CancelledError:
+            raise
         except Exception as e:
             self._log.debug("no SRV record {name}: {error}", name=name, error=e)
             return []

@@ -36,14 +36,18 @@ class FederationRequestAuthenticator:
     :param server_name: our server name.
     :param clock: an ``IReactorTime`` giving "now" for key validity; by
         default the keyring's own ``clock``.
+    :param federation_config: if given, a
+        :class:`~mxref.config.federation.FederationConfig` whose
+        ``federation_domain_whitelist`` the origin must be in (403 ``M_FORBIDDEN`` otherwise).
     """
 
     _log = Logger()
 
-    def __init__(self, keyring, server_name: str, clock=None):
+    def __init__(self, keyring, server_name: str, clock=None, federation_config=None):
         self._keyring = keyring
         self._server_name = server_name
         self._clock = clock if clock is not None else keyring.clock
+        self._federation_config = federation_config
 
     @defer.inlineCallbacks
     def authenticate(self, request, body_json):
@@ -56,7 +60,8 @@ class FederationRequestAuthenticator:
         :returns: a Deferred firing with the origin server name.
         :raises MatrixError: (through the Deferred) 401 ``M_UNAUTHORIZED`` when
             the header is missing or malformed, names another destination, or
-            its signature does not verify with a current key of the origin.
+            its signature does not verify with a current key of the origin;
+            403 ``M_FORBIDDEN`` when the origin is outside ``federation_domain_whitelist``.
         """
         headers = request.requestHeaders.getRawHeaders(b"Authorization") or []
         x_matrix = [value for value in headers if value[:9].lower() == b"x-matrix "]
@@ -89,6 +94,10 @@ class FederationRequestAuthenticator:
             except SignatureError as e:
                 errors.append(e.msg)
                 continue
+            if self._federation_config is not None and not self._federation_config.is_domain_allowed(
+                credentials.origin
+            ):
+                raise MatrixError(403, "M_FORBIDDEN", f"Federation with {credentials.origin} is not allowed")
             return credentials.origin
         self._log.info("refused federation request {method} {uri}: {errors}",
                        method=request.method, uri=request.uri, errors=errors)
