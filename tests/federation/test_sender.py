@@ -63,6 +63,14 @@ class RecordingClient:
         for d in waiting:
             d.callback({"pdus": {}})
 
+    def fail_held(self, destination):
+        """Fail every held transaction to ``destination`` and stop holding."""
+        self.held.discard(destination)
+        waiting = [d for dest, d in self._waiting if dest == destination]
+        self._waiting = [(dest, d) for dest, d in self._waiting if dest != destination]
+        for d in waiting:
+            d.errback(RequestFailed(f"timed out talking to {destination}"))
+
     def to(self, destination):
         """The transactions sent to ``destination``: ``[(txn_id, pdus, edus)]``."""
         return [(txn_id, pdus, edus) for dest, txn_id, pdus, edus in self.transactions if dest == destination]
@@ -312,6 +320,20 @@ class BackoffTests(SenderFixture, unittest.TestCase):
         restarted = yield self.start_sender(client=client)
         yield restarted.idle()
         self.assertEqual([i for _t, pdus, _e in client.to(REMOTE) for i in self.event_ids(pdus)], ids)
+
+    @defer.inlineCallbacks
+    def test_events_queued_behind_failed_first_contact_kept(self):
+        """Events queued while the very first transaction to a server (typing only) hangs and
+        then fails are sent once the server is back."""
+        self.fed_client.held.add(REMOTE)
+        self.typing.set_typing(self.room_id, self.alice, True, 60_000)
+        ids = yield self.say(2, wait_for=())
+        self.fed_client.fail_held(REMOTE)
+        yield self.sender.idle()
+        yield self.advance(delay_s(1))
+        _txn, pdus, edus = self.fed_client.to(REMOTE)[-1]
+        self.assertEqual(self.event_ids(pdus), ids)
+        self.assertEqual([e["edu_type"] for e in edus], ["m.typing"])
 
     @defer.inlineCallbacks
     def test_restart_resumes_schedule_position(self):

@@ -162,9 +162,24 @@ class DestinationQueue:
         return int(self._clock.seconds() * 1000)
 
     def _enter_catch_up(self):
+        """Switch to reading PDUs from the stored stream; drop those held in memory.
+
+        :returns: the lowest stream ordering dropped, or ``None``.
+        """
+        lowest = min((o for o, _ in self._pdus), default=None)
         self._catching_up = True
         self._missed_while_catching_up = True
         self._pdus = []
+        return lowest
+
+    @defer.inlineCallbacks
+    def _remember_position(self, lowest_unsent):
+        """Make sure the destination has a stored position below ``lowest_unsent`` (once its
+        stored state is loaded): a server we never reached has none, and catch-up starts from
+        it."""
+        if lowest_unsent is not None and not self._has_position:
+            yield self._store.set_destination_last_successful_stream_ordering(self.destination, lowest_unsent - 1)
+            self._has_position = True
 
     def _has_work(self) -> bool:
         return self._catching_up or bool(self._pdus) or bool(self._edus)
@@ -223,7 +238,7 @@ class DestinationQueue:
         self._failure_ts = record.failure_ts
         self._attempt = attempts_for_interval(record.retry_interval)
         # PDUs for a destination in back-off come from the stored stream.
-        self._enter_catch_up()
+        yield self._remember_position(self._enter_catch_up())
 
     def _take_edus(self):
         edus = []
@@ -248,13 +263,9 @@ class DestinationQueue:
         :returns: Deferred firing with ``True`` on success, ``False`` after a failure (which
             has been recorded and has put the queue in back-off and catch-up).
         """
-        if pdus and not self._has_position:
-            # First PDUs to this server: record where it stands, so that a restart (or a
-            # failure) before they are delivered resumes from the stored stream.
-            yield self._store.set_destination_last_successful_stream_ordering(
-                self.destination, min(o for o, _ in pdus) - 1
-            )
-            self._has_position = True
+        # First PDUs to this server: record where it stands, so that a restart (or a failure)
+        # before they are delivered resumes from the stored stream.
+        yield self._remember_position(min((o for o, _ in pdus), default=None))
         txn_id = self._next_txn_id()
         try:
             response = yield self._client.send_transaction(self.destination, txn_id, [p for _, p in pdus], edus)
@@ -298,7 +309,7 @@ class DestinationQueue:
         self._edus.extendleft(reversed(edus))
         # The PDUs in memory (and those that failed) are in the stored stream above the
         # destination's last successful position: catch-up will send them.
-        self._enter_catch_up()
+        yield self._remember_position(self._enter_catch_up())
         yield self._store.set_destination_retry(self.destination, now, self._retry_interval, self._failure_ts)
 
     @defer.inlineCallbacks
