@@ -73,7 +73,7 @@ class DestinationQueue:
         self._catching_up = False
         self._missed_while_catching_up = False
         self._loaded = False
-        self._has_position = False
+        self._position = None
         self._woken_before_load = False
         self._attempt = 0
         self._retry_last_ts = 0
@@ -106,6 +106,9 @@ class DestinationQueue:
 
         :param stream_ordering: its position in the room-event stream.
         """
+        if self._position is not None and stream_ordering <= self._position:
+            # Catch-up already delivered it.
+            return
         if self._catching_up:
             # It is in the stored stream: catch-up will read it.
             self._missed_while_catching_up = True
@@ -177,9 +180,14 @@ class DestinationQueue:
         """Make sure the destination has a stored position below ``lowest_unsent`` (once its
         stored state is loaded): a server we never reached has none, and catch-up starts from
         it."""
-        if lowest_unsent is not None and not self._has_position:
-            yield self._store.set_destination_last_successful_stream_ordering(self.destination, lowest_unsent - 1)
-            self._has_position = True
+        if lowest_unsent is not None and self._position is None:
+            yield self._set_position(lowest_unsent - 1)
+
+    @defer.inlineCallbacks
+    def _set_position(self, stream_ordering):
+        """Store that the destination has everything of ours up to ``stream_ordering``."""
+        self._position = stream_ordering
+        yield self._store.set_destination_last_successful_stream_ordering(self.destination, stream_ordering)
 
     def _has_work(self) -> bool:
         return self._catching_up or bool(self._pdus) or bool(self._edus)
@@ -230,7 +238,8 @@ class DestinationQueue:
         """Read the stored retry state (once), so a restart resumes the back-off."""
         record = yield self._store.get_destination(self.destination)
         self._loaded = True
-        self._has_position = record is not None and record.last_successful_stream_ordering is not None
+        if record is not None:
+            self._position = record.last_successful_stream_ordering
         if record is None or self._woken_before_load or not record.retry_interval:
             return
         self._retry_last_ts = record.retry_last_ts
@@ -291,8 +300,8 @@ class DestinationQueue:
             self._retry_last_ts = 0
             self._failure_ts = None
             yield self._store.set_destination_retry(self.destination, 0, 0, None)
-        if stream_ordering is not None:
-            yield self._store.set_destination_last_successful_stream_ordering(self.destination, stream_ordering)
+        if stream_ordering is not None and (self._position is None or stream_ordering > self._position):
+            yield self._set_position(stream_ordering)
 
     @defer.inlineCallbacks
     def _record_failure(self, error, edus):
@@ -333,7 +342,7 @@ class DestinationQueue:
                     ok = yield self._transmit(missed[start:start + MAX_PDUS_PER_TRANSACTION], self._take_edus())
                     if not ok:
                         return False
-                yield self._store.set_destination_last_successful_stream_ordering(self.destination, upto)
+                yield self._set_position(upto)
         if not self._missed_while_catching_up:
             self._catching_up = False
         return True
