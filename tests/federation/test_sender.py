@@ -76,6 +76,23 @@ class RecordingClient:
         return [(txn_id, pdus, edus) for dest, txn_id, pdus, edus in self.transactions if dest == destination]
 
 
+class FlakyFederationStore:
+    """An IFederationStore whose ``get_destination`` fails a given number of times."""
+
+    def __init__(self, store, failures):
+        self._store = store
+        self.failures = failures
+
+    def get_destination(self, destination):
+        if self.failures:
+            self.failures -= 1
+            return defer.fail(RuntimeError("database unavailable"))
+        return self._store.get_destination(destination)
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+
 class SenderFixture(ReceiverFixture):
     """Our room with local alice and remote bob (remote.example) joined, and a started
     :class:`FederationSender` on a fake clock."""
@@ -92,9 +109,9 @@ class SenderFixture(ReceiverFixture):
         self.sender = yield self.start_sender()
 
     @defer.inlineCallbacks
-    def start_sender(self, clock=None, client=None):
+    def start_sender(self, clock=None, client=None, federation_store=None):
         sender = FederationSender(
-            self.store.events, self.store.rooms, self.store.federation, self.store.client_data,
+            self.store.events, self.store.rooms, federation_store or self.store.federation, self.store.client_data,
             client or self.fed_client, self.notifier, self.typing, clock or self.clock, self.server_name,
             rng=LowRandom(),
         )
@@ -334,6 +351,18 @@ class BackoffTests(SenderFixture, unittest.TestCase):
         _txn, pdus, edus = self.fed_client.to(REMOTE)[-1]
         self.assertEqual(self.event_ids(pdus), ids)
         self.assertEqual([e["edu_type"] for e in edus], ["m.typing"])
+
+    @defer.inlineCallbacks
+    def test_database_error_retried(self):
+        """A queue whose database read fails logs it and tries again after the shortest
+        back-off instead of staying stuck."""
+        yield self.sender.stopService()
+        self.sender = yield self.start_sender(federation_store=FlakyFederationStore(self.store.federation, 1))
+        ids = yield self.say(1)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(self.fed_client.to(REMOTE), [])
+        yield self.advance(MIN_RETRY_MS / 1000.0)
+        self.assertEqual(self.sent_ids(REMOTE), ids)
 
     @defer.inlineCallbacks
     def test_restart_resumes_schedule_position(self):
