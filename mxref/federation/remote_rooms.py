@@ -222,10 +222,11 @@ class RemoteRooms:
         for raw in state_pdus:
             try:
                 state_event_id, checked = checked_pdu(raw, version)
-            except InvalidEventFormat:
-                continue
-            if "state_key" in checked and checked.get("type") is not None:
-                state_ids[(checked["type"], checked["state_key"])] = state_event_id
+            except InvalidEventFormat as e:
+                raise _TryNextServer(502, "M_BAD_JSON", f"send_join state holds a malformed event: {e.msg}") from None
+            if "state_key" not in checked:
+                raise _TryNextServer(502, "M_BAD_JSON", f"send_join state holds {state_event_id}, not a state event")
+            state_ids[(checked["type"], checked["state_key"])] = state_event_id
         # Signatures, hashes and each event's own auth events (rejected if they refuse it).
         yield self._pdus.store_outliers(version, room_id, chain_pdus + state_pdus)
 

@@ -306,6 +306,24 @@ class JoinTests(TwoServerFixture, unittest.TestCase):
         self.assertIsNone(version)
 
     @defer.inlineCallbacks
+    def test_malformed_state_refused(self):
+        """A send_join answer whose state holds something that is not an event is refused
+        (502) rather than taken as a partial state."""
+        room_id = yield self.bob_room()
+
+        def garble(response):
+            response["state"].append({"type": "m.room.topic"})
+            return response
+
+        self.hs1.client.tamper["send_join"] = garble
+        error = yield self.assertFailure(
+            self.hs1.remote_rooms.join_remote_room(room_id, self.alice, [HS2], {}), MatrixError
+        )
+        self.assertEqual(error.code, 502)
+        version = yield self.hs1.store.rooms.get_room_version(room_id)
+        self.assertIsNone(version)
+
+    @defer.inlineCallbacks
     def test_wrong_template_refused(self):
         """A make_join template for another user is refused."""
         room_id = yield self.bob_room()
