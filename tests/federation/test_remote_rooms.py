@@ -306,6 +306,24 @@ class JoinTests(TwoServerFixture, unittest.TestCase):
         self.assertIsNone(version)
 
     @defer.inlineCallbacks
+    def test_restricted_join_countersigned(self):
+        """Joining a restricted room through a room alice is in: the join kept is the one the
+        resident counter-signed, naming bob as the authorising user."""
+        space = yield self.bob_room()
+        yield self.hs1.membership.join(self.alice, space, servers=[HS2])
+        room_id = yield self.bob_room(preset="private_chat")
+        yield self.hs2.creator.send_event(
+            room_id, self.bob, "m.room.join_rules",
+            {"join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": space}]}, state_key="",
+        )
+        event_id = yield self.hs1.remote_rooms.join_remote_room(room_id, self.alice, [HS2], {})
+        stored = yield self.hs1.store.events.get_event(event_id)
+        self.assertEqual(stored.pdu["content"]["join_authorised_via_users_server"], self.bob)
+        self.assertEqual(set(stored.pdu["signatures"]), {HS1, HS2})
+        members = yield self.hs1.store.rooms.get_members(room_id, membership="join")
+        self.assertIn(self.alice, members)
+
+    @defer.inlineCallbacks
     def test_malformed_state_refused(self):
         """A send_join answer whose state holds something that is not an event is refused
         (502) rather than taken as a partial state."""
