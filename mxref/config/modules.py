@@ -76,7 +76,9 @@ def _read_failure_policies(module_reader: ConfigReader):
     if isinstance(value, str):
         return _read_policy(key, value), types.MappingProxyType({})
     if not isinstance(value, dict):
-        raise ConfigError(key, f"must be fail_closed, fail_open or a mapping of hook names to them, not {value!r}")
+        raise ConfigError(
+            key, f"must be fail_closed, fail_open or a mapping of hook names to them, not {value!r}"
+        )
     policies = {}
     for hook, policy in value.items():
         if not isinstance(hook, str):
@@ -106,7 +108,8 @@ def read_modules(reader: ConfigReader) -> tuple:
         prefix = module_reader.string("resource_prefix", None)
         if prefix is not None and (not prefix.startswith("/") or not prefix.strip("/")):
             raise ConfigError(
-                module_reader.key_path("resource_prefix"), f"must be a URL path such as /_mxref/mine, not {prefix!r}"
+                module_reader.key_path("resource_prefix"),
+                f"must be a URL path such as /_mxref/mine, not {prefix!r}",
             )
         modules.append(
             ModuleConfig(

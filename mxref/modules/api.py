@@ -48,7 +48,9 @@ class ModuleApi:
         :returns: Deferred firing with the new event's ID.
         :raises MatrixError: (through the Deferred) as a client sending it would get.
         """
-        event_id, _ = yield self._event_creator.send_event(room_id, user_id, event_type, content, state_key=state_key)
+        event_id, _ = yield self._event_creator.send_event(
+            room_id, user_id, event_type, content, state_key=state_key
+        )
         return event_id
 
     @defer.inlineCallbacks

@@ -71,7 +71,9 @@ class _Outcome:
 
 def module_failure_error(hook: str) -> MatrixError:
     """The error a request gets when a ``fail_closed`` module could not answer ``hook``."""
-    return MatrixError(403, "M_FORBIDDEN", f"Refused: a server module could not run its {hook} check")
+    return MatrixError(
+        403, "M_FORBIDDEN", f"Refused: a server module could not run its {hook} check"
+    )
 
 
 class ModuleHooks:
@@ -113,8 +115,14 @@ class ModuleHooks:
         self._provider_types = {}
         for loaded in self.implementing(IPasswordProvider):
             types = loaded.module.login_types()
-            if types is None or isinstance(types, str) or not all(isinstance(t, str) and t for t in types):
-                raise ValueError(f"module {loaded.name}: login_types() must return login type strings, not {types!r}")
+            if (
+                types is None
+                or isinstance(types, str)
+                or not all(isinstance(t, str) and t for t in types)
+            ):
+                raise ValueError(
+                    f"module {loaded.name}: login_types() must return login type strings, not {types!r}"
+                )
             types = tuple(types)
             self._provider_types[loaded.name] = types
             for login_type in types:
@@ -183,14 +191,20 @@ class ModuleHooks:
             outcome = yield self._call(loaded, hook, *args)
             if outcome.failed:
                 if loaded.failure_policy(hook) == FAIL_CLOSED:
-                    return Reject("M_FORBIDDEN", f"Refused: a server module could not run its {hook} check")
+                    return Reject(
+                        "M_FORBIDDEN", f"Refused: a server module could not run its {hook} check"
+                    )
                 continue
             verdict = outcome.value
             if verdict is None or isinstance(verdict, Allow):
                 continue
             if isinstance(verdict, Reject) and verdict.is_valid():
-                self.log.info("module {module} refused {hook}: {errcode}", module=loaded.name, hook=hook,
-                              errcode=verdict.errcode)
+                self.log.info(
+                    "module {module} refused {hook}: {errcode}",
+                    module=loaded.name,
+                    hook=hook,
+                    errcode=verdict.errcode,
+                )
                 return verdict
             self._ignore_invalid(loaded, hook, verdict)
         return None
@@ -222,7 +236,10 @@ class ModuleHooks:
             outcome = yield self._call(loaded, "check_event", current, origin)
             if outcome.failed:
                 if loaded.failure_policy("check_event") == FAIL_CLOSED:
-                    return Reject("M_FORBIDDEN", "Refused: a server module could not run its check_event check")
+                    return Reject(
+                        "M_FORBIDDEN",
+                        "Refused: a server module could not run its check_event check",
+                    )
                 continue
             verdict = outcome.value
             if verdict is None or isinstance(verdict, Allow):
@@ -312,11 +329,15 @@ class ModuleHooks:
             return
 
         def on_notification(notification):
-            if notification.stream_name != ROOM_EVENTS_STREAM or not isinstance(notification.position, int):
+            if notification.stream_name != ROOM_EVENTS_STREAM or not isinstance(
+                notification.position, int
+            ):
                 return
             # One at a time, so listeners hear events in stream order.
             self._listener_queue.addCallback(
-                lambda _: self._deliver_at(events, notification.position, sorted(notification.room_ids))
+                lambda _: self._deliver_at(
+                    events, notification.position, sorted(notification.room_ids)
+                )
             )
 
         notifier.subscribe(on_notification)
@@ -326,8 +347,10 @@ class ModuleHooks:
         try:
             chunks = yield events.get_events_since(position - 1, room_ids, 10, to_stream=position)
         except Exception:
-            self.log.failure("could not read the event at stream position {position} for the modules",
-                             position=position)
+            self.log.failure(
+                "could not read the event at stream position {position} for the modules",
+                position=position,
+            )
             return
         for room_id in room_ids:
             chunk = chunks.get(room_id)
@@ -343,7 +366,9 @@ class ModuleHooks:
         :returns: Deferred firing with ``None``.
         :raises MatrixError: (through the Deferred) the first rejection.
         """
-        return self._raise_on_rejection(IRegistrationChecker, "check_registration", localpart, client_ip)
+        return self._raise_on_rejection(
+            IRegistrationChecker, "check_registration", localpart, client_ip
+        )
 
     def check_login_allowed(self, user_id, login_type, client_ip):
         """Run :class:`~mxref.modules.interfaces.ILoginChecker`.
@@ -351,7 +376,9 @@ class ModuleHooks:
         :returns: Deferred firing with ``None``.
         :raises MatrixError: (through the Deferred) the first rejection.
         """
-        return self._raise_on_rejection(ILoginChecker, "check_login_allowed", user_id, login_type, client_ip)
+        return self._raise_on_rejection(
+            ILoginChecker, "check_login_allowed", user_id, login_type, client_ip
+        )
 
     @defer.inlineCallbacks
     def check_login(self, login_type, body):
@@ -390,8 +417,11 @@ class ModuleHooks:
                     raise module_failure_error("check_password")
                 continue
             if outcome.value is True:
-                self.log.info("module {module} accepted the password of {user_id}", module=loaded.name,
-                              user_id=user_id)
+                self.log.info(
+                    "module {module} accepted the password of {user_id}",
+                    module=loaded.name,
+                    user_id=user_id,
+                )
                 return True
             if outcome.value not in (None, False):
                 self._ignore_invalid(loaded, "check_password", outcome.value)
@@ -406,7 +436,9 @@ class ModuleHooks:
         :returns: Deferred firing with ``None``.
         :raises MatrixError: (through the Deferred) the first rejection.
         """
-        return self._raise_on_rejection(IRoomCreationChecker, "check_room_creation", user_id, request)
+        return self._raise_on_rejection(
+            IRoomCreationChecker, "check_room_creation", user_id, request
+        )
 
     def check_invite(self, inviter, invitee, room_id):
         """Run :class:`~mxref.modules.interfaces.IInviteChecker`.

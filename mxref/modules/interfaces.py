@@ -19,7 +19,6 @@ does crashes the server. ``docs/modules.md`` gives each hook's semantics in full
 import attrs
 from zope.interface import Attribute, Interface
 
-
 # -- results of checks ----------------------------------------------------------------------
 
 

@@ -19,7 +19,13 @@ from zope.interface.verify import verifyObject
 
 from mxref.config.reader import ConfigError
 from mxref.modules.hooks import LoadedModule
-from mxref.modules.interfaces import HOOK_METHODS, IModule, IModuleFactory, IPasswordProvider, IResourceProvider
+from mxref.modules.interfaces import (
+    HOOK_METHODS,
+    IModule,
+    IModuleFactory,
+    IPasswordProvider,
+    IResourceProvider,
+)
 
 _MODULE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -41,13 +47,19 @@ def _import_class(module_config):
     try:
         return getattr(package, attribute)
     except AttributeError:
-        raise ConfigError(key, f"cannot load module {path!r}: {package_name} has no {attribute!r}") from None
+        raise ConfigError(
+            key, f"cannot load module {path!r}: {package_name} has no {attribute!r}"
+        ) from None
 
 
 def _find_plugin(module_config, plugin_package):
     """The :class:`IModuleFactory` plugin named ``module_config.module``."""
     key = f"{module_config.key}.module"
-    found = [plugin for plugin in getPlugins(IModuleFactory, plugin_package) if plugin.name == module_config.module]
+    found = [
+        plugin
+        for plugin in getPlugins(IModuleFactory, plugin_package)
+        if plugin.name == module_config.module
+    ]
     if not found:
         raise ConfigError(
             key,
@@ -79,14 +91,19 @@ def _construct(module_config, api_factory, plugin_package, name_hint):
     except ConfigError as e:
         raise ConfigError(f"{key}.config", f"module {module_config.module}: {e}") from None
     except Exception as e:
-        raise ConfigError(key, f"module {module_config.module} could not start: {type(e).__name__}: {e}") from None
+        raise ConfigError(
+            key, f"module {module_config.module} could not start: {type(e).__name__}: {e}"
+        ) from None
 
 
 def _verify(module_config, module):
     """``verifyObject`` against IModule and every interface the object declares."""
     key = f"{module_config.key}.module"
     if not IModule.providedBy(module):
-        raise ConfigError(key, f"module {module_config.module} does not declare IModule (@implementer(IModule, ...))")
+        raise ConfigError(
+            key,
+            f"module {module_config.module} does not declare IModule (@implementer(IModule, ...))",
+        )
     for interface in providedBy(module).flattened():
         if not interface.__module__.startswith("mxref."):
             continue
@@ -94,25 +111,40 @@ def _verify(module_config, module):
             verifyObject(interface, module)
         except Invalid as e:
             raise ConfigError(
-                key, f"module {module_config.module} claims {interface.__name__} but does not implement it: {e}"
+                key,
+                f"module {module_config.module} claims {interface.__name__} but does not implement it: {e}",
             ) from None
     name = module.name
     if not isinstance(name, str) or not _MODULE_NAME.fullmatch(name):
-        raise ConfigError(key, f"module {module_config.module} has an invalid name {name!r} (letters, digits, _ and -)")
+        raise ConfigError(
+            key,
+            f"module {module_config.module} has an invalid name {name!r} (letters, digits, _ and -)",
+        )
     if IPasswordProvider.providedBy(module):
         types = module.login_types()
-        if types is None or isinstance(types, str) or not all(isinstance(t, str) and t for t in types):
-            raise ConfigError(key, f"module {module_config.module}: login_types() must give login type strings")
+        if (
+            types is None
+            or isinstance(types, str)
+            or not all(isinstance(t, str) and t for t in types)
+        ):
+            raise ConfigError(
+                key, f"module {module_config.module}: login_types() must give login type strings"
+            )
         if "m.login.password" in types:
             raise ConfigError(
-                key, f"module {module_config.module}: m.login.password is checked by check_password, not a login type"
+                key,
+                f"module {module_config.module}: m.login.password is checked by check_password, not a login type",
             )
     if IResourceProvider.providedBy(module):
         resources = module.resources()
         if not isinstance(resources, dict) or not all(
-            isinstance(path, str) and IResource.providedBy(resource) for path, resource in resources.items()
+            isinstance(path, str) and IResource.providedBy(resource)
+            for path, resource in resources.items()
         ):
-            raise ConfigError(key, f"module {module_config.module}: resources() must map paths to IResource objects")
+            raise ConfigError(
+                key,
+                f"module {module_config.module}: resources() must map paths to IResource objects",
+            )
 
 
 def load_modules(module_configs, api_factory, plugin_package=None) -> list:
@@ -157,7 +189,9 @@ def resource_prefixes(loaded_modules) -> dict:
         resources = loaded.module.resources()
         root = resources.get("") or Resource()
         for path, resource in resources.items():
-            segments = [segment.encode("utf-8") for segment in path.strip("/").split("/") if segment]
+            segments = [
+                segment.encode("utf-8") for segment in path.strip("/").split("/") if segment
+            ]
             if not segments:
                 continue
             node = root

@@ -50,5 +50,8 @@ class ProviderCredentialChecker:
             user = await self._credentials.find_user(user_id)
             if user is not None and not user.deactivated:
                 return user.user_id
-            self.log.warn("a password provider accepted {user_id}, which has no active account", user_id=user_id)
+            self.log.warn(
+                "a password provider accepted {user_id}, which has no active account",
+                user_id=user_id,
+            )
         return await self._credentials.check_password(user_text, password)

@@ -56,7 +56,9 @@ class WordChecker(_Recording):
     name = "wordchecker"
 
     def check_event(self, event, origin):
-        self.record("check_event", (event.get("type"), origin, event.get("content", {}).get("body")))
+        self.record(
+            "check_event", (event.get("type"), origin, event.get("content", {}).get("body"))
+        )
         body = event.get("content", {}).get("body")
         if self.config.get("answer") == "bogus":
             return "definitely not a verdict"
@@ -64,7 +66,9 @@ class WordChecker(_Recording):
             return None
         word = self.config.get("reject_word")
         if word and word in body:
-            return Reject(self.config.get("errcode", "M_FORBIDDEN"), f"{self.name} refuses {word!r}")
+            return Reject(
+                self.config.get("errcode", "M_FORBIDDEN"), f"{self.name} refuses {word!r}"
+            )
         replace = self.config.get("replace")
         if replace and replace["old"] in body:
             content = dict(event["content"], body=body.replace(replace["old"], replace["new"]))
@@ -109,7 +113,9 @@ class Gatekeeper(_Recording):
     def check_registration(self, localpart, client_ip):
         self.record("check_registration", localpart)
         pattern = self.config.get("deny_localpart")
-        return self._answer(bool(pattern and localpart and re.search(pattern, localpart)), "no such names here")
+        return self._answer(
+            bool(pattern and localpart and re.search(pattern, localpart)), "no such names here"
+        )
 
     def check_login_allowed(self, user_id, login_type, client_ip):
         self.record("check_login_allowed", (user_id, login_type))
@@ -119,7 +125,9 @@ class Gatekeeper(_Recording):
         self.record("check_room_creation", (user_id, request.get("name")))
         pattern = self.config.get("deny_room_name")
         name = request.get("name")
-        return self._answer(bool(pattern and name and re.search(pattern, name)), "no rooms like that")
+        return self._answer(
+            bool(pattern and name and re.search(pattern, name)), "no rooms like that"
+        )
 
     def check_invite(self, inviter, invitee, room_id):
         self.record("check_invite", (inviter, invitee))

@@ -6,6 +6,7 @@ its client listener's resources (``/_matrix/client`` and the modules' ``/_mxref/
 through a real ``MatrixSite``; :class:`ServerDriver` sends raw HTTP requests to it.
 """
 
+import importlib.util
 import os
 import sys
 
@@ -19,14 +20,14 @@ from tests.http.memory_http import MemoryConnection
 
 #: Where the example module package lives in the source tree (tests import it from there;
 #: the integration test installs it with pip instead).
-EXAMPLE_MODULE_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "contrib", "example_module")
+EXAMPLE_MODULE_DIR = os.path.join(
+    os.path.dirname(__file__), "..", "..", "contrib", "example_module"
+)
 
 
 def make_example_module_importable():
     """Put ``contrib/example_module`` on ``sys.path`` unless the package is installed."""
-    try:
-        import mxref_example_module  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("mxref_example_module") is None:
         sys.path.insert(0, os.path.abspath(EXAMPLE_MODULE_DIR))
 
 
@@ -53,7 +54,9 @@ class ServerDriver:
         listener = homeserver.config.listeners[0]
         # The Site's own clock (request timing, idle timeouts) is a fake one, so no timers
         # are left on the real reactor; the homeserver itself runs on the real reactor.
-        self.site = MatrixSite(build_root_resource(listener, homeserver.resources), MemoryReactorClock())
+        self.site = MatrixSite(
+            build_root_resource(listener, homeserver.resources), MemoryReactorClock()
+        )
 
     def module(self, name):
         """The module object named ``name``."""
@@ -94,7 +97,9 @@ class ServerDriver:
 
     async def get_event(self, token, room_id, event_id):
         """``GET /rooms/{roomId}/event/{eventId}``; returns the event JSON."""
-        response = await self.request("GET", f"/_matrix/client/v3/rooms/{room_id}/event/{event_id}", token=token)
+        response = await self.request(
+            "GET", f"/_matrix/client/v3/rooms/{room_id}/event/{event_id}", token=token
+        )
         assert response.code == 200, response.body
         return response.json()
 

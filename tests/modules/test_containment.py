@@ -35,7 +35,9 @@ class RaisingModuleTests(unittest.TestCase):
 
     async def start(self, on_failure, failing_deferred=False, create_room=True):
         config = {"journal": self.id(), "failing_deferred": failing_deferred}
-        self.server = await start_server(self, [module_entry(sample("RaisingModule"), config, on_failure=on_failure)])
+        self.server = await start_server(
+            self, [module_entry(sample("RaisingModule"), config, on_failure=on_failure)]
+        )
         self.alice, self.token = await self.server.user("alice", "local password")
         if create_room:
             self.room_id = (await self.server.create_room(self.token)).json()["room_id"]
@@ -64,20 +66,31 @@ class RaisingModuleTests(unittest.TestCase):
     @deferred_test
     async def test_failed_deferred_contained(self):
         """A hook returning a failed Deferred is handled like one that raises."""
-        await self.start({"check_event": "fail_open", "check_registration": "fail_closed"}, failing_deferred=True)
-        self.assertEqual((await self.server.send_message(self.token, self.room_id, "hi", "t1")).code, 200)
+        await self.start(
+            {"check_event": "fail_open", "check_registration": "fail_closed"}, failing_deferred=True
+        )
+        self.assertEqual(
+            (await self.server.send_message(self.token, self.room_id, "hi", "t1")).code, 200
+        )
         body = {"username": "bob", "password": "long password", "auth": {"type": "m.login.dummy"}}
         response = await self.server.request("POST", "/_matrix/client/v3/register", body)
-        self.assertEqual((response.code, response.json()["errcode"]), (403, "M_FORBIDDEN"), response.body)
+        self.assertEqual(
+            (response.code, response.json()["errcode"]), (403, "M_FORBIDDEN"), response.body
+        )
         self.assertTrue(self.flushLoggedErrors(RuntimeError))
 
     @deferred_test
     async def test_password_provider_policies(self):
         """A raising password provider: fail_open falls back to local passwords, fail_closed refuses."""
-        body = {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "alice"},
-                "password": "local password"}
+        body = {
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": "alice"},
+            "password": "local password",
+        }
         await self.start("fail_open")
-        self.assertEqual((await self.server.request("POST", "/_matrix/client/v3/login", body)).code, 200)
+        self.assertEqual(
+            (await self.server.request("POST", "/_matrix/client/v3/login", body)).code, 200
+        )
         await self.start({"check_event": "fail_open", "check_password": "fail_closed"})
         response = await self.server.request("POST", "/_matrix/client/v3/login", body)
         self.assertEqual((response.code, response.json()["errcode"]), (403, "M_FORBIDDEN"))
@@ -89,7 +102,12 @@ class HangingModuleTests(unittest.TestCase):
 
     async def start(self, policy):
         entries = [
-            module_entry(sample("HangingModule"), {"journal": self.id()}, hook_timeout="150ms", on_failure=policy),
+            module_entry(
+                sample("HangingModule"),
+                {"journal": self.id()},
+                hook_timeout="150ms",
+                on_failure=policy,
+            ),
         ]
         self.server = await start_server(self, entries)
         _, self.token = await self.server.user("alice")
@@ -104,9 +122,12 @@ class HangingModuleTests(unittest.TestCase):
         calls = journal(self.id())
         self.assertIn(("hanging", "cancelled", "m.room.member"), calls)
         self.assertEqual(
-            [hook for _, hook, _ in calls].count("check_event"), [hook for _, hook, _ in calls].count("cancelled")
+            [hook for _, hook, _ in calls].count("check_event"),
+            [hook for _, hook, _ in calls].count("cancelled"),
         )
-        self.assertTrue(any("did not answer" in e.get("log_format", "") for e in logs.about("hanging")))
+        self.assertTrue(
+            any("did not answer" in e.get("log_format", "") for e in logs.about("hanging"))
+        )
 
     @deferred_test
     async def test_fail_closed_after_timeout(self):
@@ -129,16 +150,27 @@ class FakeClockHookTests(unittest.TestCase):
     def test_hanging_check_times_out_on_the_clock(self):
         """A hanging check holds the verdict until hook_timeout passes on the clock, then fails open."""
         hooks = self.hooks_with(
-            module_entry(sample("HangingModule"), {"journal": self.id()}, hook_timeout="5s", on_failure="fail_open"),
+            module_entry(
+                sample("HangingModule"),
+                {"journal": self.id()},
+                hook_timeout="5s",
+                on_failure="fail_open",
+            ),
             module_entry(sample("WordChecker"), {"journal": self.id(), "reject_word": "no"}),
         )
-        verdict = hooks.check_event({"type": "m.room.message", "content": {"body": "no"}}, origin=None)
+        verdict = hooks.check_event(
+            {"type": "m.room.message", "content": {"body": "no"}}, origin=None
+        )
         self.assertNoResult(verdict)
         self.clock.advance(4.9)
         self.assertNoResult(verdict)
         self.clock.advance(0.1)
-        self.assertEqual(self.successResultOf(verdict), Reject("M_FORBIDDEN", "wordchecker refuses 'no'"))
-        self.assertEqual([hook for _, hook, _ in journal(self.id())], ["check_event", "cancelled", "check_event"])
+        self.assertEqual(
+            self.successResultOf(verdict), Reject("M_FORBIDDEN", "wordchecker refuses 'no'")
+        )
+        self.assertEqual(
+            [hook for _, hook, _ in journal(self.id())], ["check_event", "cancelled", "check_event"]
+        )
 
     def test_hanging_check_fails_closed(self):
         """Under fail_closed the timeout is a rejection and later modules are not asked."""
@@ -146,20 +178,28 @@ class FakeClockHookTests(unittest.TestCase):
             module_entry(sample("HangingModule"), {"journal": self.id()}, hook_timeout="1s"),
             module_entry(sample("WordChecker"), {"journal": self.id()}),
         )
-        verdict = hooks.check_event({"type": "m.room.message", "content": {"body": "x"}}, origin=None)
+        verdict = hooks.check_event(
+            {"type": "m.room.message", "content": {"body": "x"}}, origin=None
+        )
         self.clock.advance(1)
         self.assertEqual(self.successResultOf(verdict).errcode, "M_FORBIDDEN")
         self.assertEqual([name for name, _, _ in journal(self.id())], ["hanging", "hanging"])
 
     def test_remote_replacement_ignored(self):
         """A content replacement for a remote event is ignored: remote content is signed."""
-        hooks = self.hooks_with(module_entry(sample("WordChecker"), {"replace": {"old": "a", "new": "b"}}))
-        verdict = hooks.check_event({"type": "m.room.message", "content": {"body": "a"}}, origin="remote.example")
+        hooks = self.hooks_with(
+            module_entry(sample("WordChecker"), {"replace": {"old": "a", "new": "b"}})
+        )
+        verdict = hooks.check_event(
+            {"type": "m.room.message", "content": {"body": "a"}}, origin="remote.example"
+        )
         self.assertEqual(self.successResultOf(verdict), Allow())
 
     def test_local_rejection_raises_matrix_error(self):
         """check_local_event turns a rejection into the MatrixError the client gets."""
-        hooks = self.hooks_with(module_entry(sample("WordChecker"), {"reject_word": "x", "errcode": "M_X"}))
+        hooks = self.hooks_with(
+            module_entry(sample("WordChecker"), {"reject_word": "x", "errcode": "M_X"})
+        )
         failure = self.failureResultOf(
             hooks.check_local_event("!r:a", "@u:a", "m.room.message", {"body": "x"}), MatrixError
         )
@@ -171,4 +211,6 @@ class FakeClockHookTests(unittest.TestCase):
         self.assertEqual(self.successResultOf(hooks.check_event({"type": "t"}, None)), Allow())
         self.assertIsNone(self.successResultOf(hooks.check_registration("a", "1.2.3.4")))
         self.assertFalse(self.successResultOf(hooks.check_password("@a:b", "pw")))
-        self.assertIsNone(self.successResultOf(defer.maybeDeferred(hooks.event_persisted, {"type": "t"})))
+        self.assertIsNone(
+            self.successResultOf(defer.maybeDeferred(hooks.event_persisted, {"type": "t"}))
+        )

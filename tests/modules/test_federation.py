@@ -27,7 +27,9 @@ class RemoteEventCheckTests(ReceiverFixture, unittest.TestCase):
     def setUp(self):
         yield super().setUp()
         entries = [
-            module_entry(sample("WordChecker"), {"journal": self.id(), "replace": {"old": "a", "new": "b"}}),
+            module_entry(
+                sample("WordChecker"), {"journal": self.id(), "replace": {"old": "a", "new": "b"}}
+            ),
             module_entry("mxref_example_module.PatternRejecter", {"pattern": "(?i)buy cheap"}),
             module_entry(sample("EventRecorder")),
         ]
@@ -36,24 +38,36 @@ class RemoteEventCheckTests(ReceiverFixture, unittest.TestCase):
         self.hooks.install(load_modules(config.modules, self.module_api))
         self.hooks.follow_persisted_events(self.notifier, self.store.events)
         self.receiver = PduReceiver(
-            self.store.events, self.store.rooms, self.state_reader, self.persister,
-            self.keyring, self.client, self.acl, module_hooks=self.hooks,
+            self.store.events,
+            self.store.rooms,
+            self.state_reader,
+            self.persister,
+            self.keyring,
+            self.client,
+            self.acl,
+            module_hooks=self.hooks,
         )
         outcome = yield self.join_bob()
         self.assertEqual(outcome.status, ACCEPTED)
 
     def module_api(self, name):
         """A ModuleApi over this fixture's services."""
-        return ModuleApi(name, self.server_name, reactor, self.creator, self.store.events, None, None)
+        return ModuleApi(
+            name, self.server_name, reactor, self.creator, self.store.events, None, None
+        )
 
     @defer.inlineCallbacks
     def visible_event_ids(self):
-        chunk = yield self.store.events.get_room_events_stream(self.room_id, RoomPosition(0, 0), None, 1000, "f")
+        chunk = yield self.store.events.get_room_events_stream(
+            self.room_id, RoomPosition(0, 0), None, 1000, "f"
+        )
         return [e.event_id for e in chunk]
 
     @defer.inlineCallbacks
     def send_from_bob(self, body):
-        event_id, pdu = self.remote.build(self.bob, "m.room.message", {"msgtype": "m.text", "body": body})
+        event_id, pdu = self.remote.build(
+            self.bob, "m.room.message", {"msgtype": "m.text", "body": body}
+        )
         outcome = yield self.receiver.receive_pdu(REMOTE, pdu)
         return outcome
 
@@ -74,7 +88,10 @@ class RemoteEventCheckTests(ReceiverFixture, unittest.TestCase):
         self.assertEqual(outcome.status, ACCEPTED)
         stored = yield self.store.events.get_event(outcome.event_id)
         self.assertEqual(stored.pdu["content"]["body"], "a fine day")
-        self.assertIn(("wordchecker", "check_event", ("m.room.message", REMOTE, "a fine day")), journal(self.id()))
+        self.assertIn(
+            ("wordchecker", "check_event", ("m.room.message", REMOTE, "a fine day")),
+            journal(self.id()),
+        )
         recorder = self.hooks.modules[2].module
         for _ in range(200):
             if any(e["event_id"] == outcome.event_id for e in recorder.events):

@@ -19,7 +19,9 @@ class ExampleModuleTests(unittest.TestCase):
 
     @deferred_test
     async def setUp(self):
-        self.server = await start_server(self, [module_entry(EXAMPLE, {"pattern": "(?i)buy cheap"})])
+        self.server = await start_server(
+            self, [module_entry(EXAMPLE, {"pattern": "(?i)buy cheap"})]
+        )
         self.alice, self.token = await self.server.user("alice")
         response = await self.server.create_room(self.token, name="Market")
         self.room_id = response.json()["room_id"]
@@ -27,7 +29,9 @@ class ExampleModuleTests(unittest.TestCase):
     @deferred_test
     async def test_matching_message_refused(self):
         """A message whose body matches the pattern is refused with 403 M_FORBIDDEN."""
-        response = await self.server.send_message(self.token, self.room_id, "BUY CHEAP watches", "t1")
+        response = await self.server.send_message(
+            self.token, self.room_id, "BUY CHEAP watches", "t1"
+        )
         self.assertEqual((response.code, response.json()["errcode"]), (403, "M_FORBIDDEN"))
 
     @deferred_test
@@ -56,7 +60,8 @@ class EventCheckTests(unittest.TestCase):
 
     async def start(self, *checkers):
         entries = [
-            module_entry(sample("WordChecker"), dict(config, journal=self.journal_name)) for config in checkers
+            module_entry(sample("WordChecker"), dict(config, journal=self.journal_name))
+            for config in checkers
         ]
         self.server = await start_server(self, entries)
         self.alice, self.token = await self.server.user("alice")
@@ -69,7 +74,9 @@ class EventCheckTests(unittest.TestCase):
         await self.start({"name": "one", "reject_word": "spam", "errcode": "ORG.EXAMPLE.SPAM"})
         response = await self.server.send_message(self.token, self.room_id, "more spam", "t1")
         self.assertEqual(response.code, 403)
-        self.assertEqual(response.json(), {"errcode": "ORG.EXAMPLE.SPAM", "error": "one refuses 'spam'"})
+        self.assertEqual(
+            response.json(), {"errcode": "ORG.EXAMPLE.SPAM", "error": "one refuses 'spam'"}
+        )
 
     @deferred_test
     async def test_replace_content(self):
@@ -89,7 +96,11 @@ class EventCheckTests(unittest.TestCase):
         )
         response = await self.server.send_message(self.token, self.room_id, "a cat", "t1")
         self.assertEqual(response.json()["error"], "second refuses 'dog'")
-        asked = [(name, detail[2]) for name, hook, detail in journal(self.journal_name) if hook == "check_event"]
+        asked = [
+            (name, detail[2])
+            for name, hook, detail in journal(self.journal_name)
+            if hook == "check_event"
+        ]
         self.assertEqual(asked, [("first", "a cat"), ("second", "a dog")])
 
     @deferred_test
@@ -107,7 +118,9 @@ class EventCheckTests(unittest.TestCase):
     @deferred_test
     async def test_first_rejection_wins(self):
         """The first module's rejection is returned and later modules are not asked."""
-        await self.start({"name": "first", "reject_word": "x"}, {"name": "second", "reject_word": "x"})
+        await self.start(
+            {"name": "first", "reject_word": "x"}, {"name": "second", "reject_word": "x"}
+        )
         response = await self.server.send_message(self.token, self.room_id, "x", "t1")
         self.assertEqual(response.json()["error"], "first refuses 'x'")
         self.assertEqual([name for name, _, _ in journal(self.journal_name)], ["first"])
@@ -115,7 +128,9 @@ class EventCheckTests(unittest.TestCase):
     @deferred_test
     async def test_invalid_answer_ignored(self):
         """A module answering something that is not a verdict is ignored: the message is sent."""
-        await self.start({"name": "bogus", "answer": "bogus"}, {"name": "strict", "reject_word": "never"})
+        await self.start(
+            {"name": "bogus", "answer": "bogus"}, {"name": "strict", "reject_word": "never"}
+        )
         response = await self.server.send_message(self.token, self.room_id, "fine", "t1")
         self.assertEqual(response.code, 200)
         self.assertEqual([name for name, _, _ in journal(self.journal_name)], ["bogus", "strict"])
@@ -125,9 +140,14 @@ class EventCheckTests(unittest.TestCase):
         """Local events are checked with origin None, state events included (room creation's too)."""
         await self.start({"name": "one"})
         await self.server.request(
-            "PUT", f"/_matrix/client/v3/rooms/{self.room_id}/state/m.room.topic/", {"topic": "t"}, self.token
+            "PUT",
+            f"/_matrix/client/v3/rooms/{self.room_id}/state/m.room.topic/",
+            {"topic": "t"},
+            self.token,
         )
-        self.assertEqual(journal(self.journal_name), [("one", "check_event", ("m.room.topic", None, None))])
+        self.assertEqual(
+            journal(self.journal_name), [("one", "check_event", ("m.room.topic", None, None))]
+        )
 
 
 class EventListenerTests(unittest.TestCase):
@@ -162,7 +182,11 @@ class AccountAndRoomCheckTests(unittest.TestCase):
         self.server = await start_server(self, [module_entry(sample("Gatekeeper"), config)])
 
     def register(self, username):
-        body = {"username": username, "password": "long password", "auth": {"type": "m.login.dummy"}}
+        body = {
+            "username": username,
+            "password": "long password",
+            "auth": {"type": "m.login.dummy"},
+        }
         return self.server.request("POST", "/_matrix/client/v3/register", body)
 
     @deferred_test
@@ -171,7 +195,9 @@ class AccountAndRoomCheckTests(unittest.TestCase):
         await self.start(deny_localpart="^spam")
         response = await self.register("spammer")
         self.assertEqual((response.code, response.json()["errcode"]), (403, "M_FORBIDDEN"))
-        self.assertIsNone(await self.server.homeserver.store.accounts.get_user("@spammer:test.example"))
+        self.assertIsNone(
+            await self.server.homeserver.store.accounts.get_user("@spammer:test.example")
+        )
         self.assertEqual((await self.register("bob")).code, 200)
 
     @deferred_test
@@ -179,7 +205,8 @@ class AccountAndRoomCheckTests(unittest.TestCase):
         """Checks may answer through a Deferred or a coroutine."""
         for style in ("deferred", "coroutine"):
             self.server = await start_server(
-                self, [module_entry(sample("Gatekeeper"), {"deny_localpart": "^spam", "style": style})]
+                self,
+                [module_entry(sample("Gatekeeper"), {"deny_localpart": "^spam", "style": style})],
             )
             self.assertEqual((await self.register("spammer")).code, 403, style)
             self.assertEqual((await self.register("bob")).code, 200, style)
@@ -191,12 +218,25 @@ class AccountAndRoomCheckTests(unittest.TestCase):
         await self.server.user("mallory", "right password")
         await self.server.user("bob", "right password")
         for localpart, code in (("mallory", 403), ("bob", 200)):
-            body = {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": localpart},
-                    "password": "right password"}
+            body = {
+                "type": "m.login.password",
+                "identifier": {"type": "m.id.user", "user": localpart},
+                "password": "right password",
+            }
             response = await self.server.request("POST", "/_matrix/client/v3/login", body)
             self.assertEqual(response.code, code, localpart)
-        asked = [detail for _, hook, detail in journal(self.journal_name) if hook == "check_login_allowed"]
-        self.assertEqual(asked, [("@mallory:test.example", "m.login.password"), ("@bob:test.example", "m.login.password")])
+        asked = [
+            detail
+            for _, hook, detail in journal(self.journal_name)
+            if hook == "check_login_allowed"
+        ]
+        self.assertEqual(
+            asked,
+            [
+                ("@mallory:test.example", "m.login.password"),
+                ("@bob:test.example", "m.login.password"),
+            ],
+        )
 
     @deferred_test
     async def test_room_creation_refused(self):
@@ -216,7 +256,9 @@ class AccountAndRoomCheckTests(unittest.TestCase):
         _, token = await self.server.user("alice")
         await self.server.user("bob")
         await self.server.user("carol")
-        room_id = (await self.server.create_room(token, invite=["@bob:test.example"])).json()["room_id"]
+        room_id = (await self.server.create_room(token, invite=["@bob:test.example"])).json()[
+            "room_id"
+        ]
         path = f"/_matrix/client/v3/rooms/{room_id}/invite"
         refused = await self.server.request("POST", path, {"user_id": "@carol:test.example"}, token)
         self.assertEqual((refused.code, refused.json()["errcode"]), (403, "M_FORBIDDEN"))
@@ -232,7 +274,11 @@ class PasswordProviderTests(unittest.TestCase):
 
     @deferred_test
     async def setUp(self):
-        config = {"passwords": {"carol": "ldap secret"}, "tokens": {"tok-1": "dave"}, "journal": self.id()}
+        config = {
+            "passwords": {"carol": "ldap secret"},
+            "tokens": {"tok-1": "dave"},
+            "journal": self.id(),
+        }
         self.server = await start_server(self, [module_entry(sample("DirectoryProvider"), config)])
 
     def login(self, body):
@@ -242,7 +288,9 @@ class PasswordProviderTests(unittest.TestCase):
     async def test_login_type_advertised(self):
         """GET /login lists the provider's login type after m.login.password."""
         response = await self.server.request("GET", "/_matrix/client/v3/login")
-        self.assertEqual(response.json()["flows"], [{"type": "m.login.password"}, {"type": "org.example.token"}])
+        self.assertEqual(
+            response.json()["flows"], [{"type": "m.login.password"}, {"type": "org.example.token"}]
+        )
 
     @deferred_test
     async def test_login_with_provider_type(self):
@@ -250,8 +298,9 @@ class PasswordProviderTests(unittest.TestCase):
         response = await self.login({"type": "org.example.token", "token": "tok-1"})
         self.assertEqual(response.code, 200, response.body)
         self.assertEqual(response.json()["user_id"], "@dave:test.example")
-        whoami = await self.server.request("GET", "/_matrix/client/v3/account/whoami",
-                                           token=response.json()["access_token"])
+        whoami = await self.server.request(
+            "GET", "/_matrix/client/v3/account/whoami", token=response.json()["access_token"]
+        )
         self.assertEqual(whoami.json()["user_id"], "@dave:test.example")
         refused = await self.login({"type": "org.example.token", "token": "tok-2"})
         self.assertEqual((refused.code, refused.json()["errcode"]), (403, "M_FORBIDDEN"))
@@ -270,8 +319,11 @@ class PasswordProviderTests(unittest.TestCase):
     async def test_local_passwords_still_work(self):
         """Users with local passwords log in as before when the provider does not know them."""
         await self.server.user("erin", "local password")
-        body = {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "erin"},
-                "password": "local password"}
+        body = {
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": "erin"},
+            "password": "local password",
+        }
         self.assertEqual((await self.login(body)).code, 200)
 
 
@@ -288,7 +340,9 @@ class ModuleResourceTests(unittest.TestCase):
     @deferred_test
     async def test_configured_prefix(self):
         """resource_prefix moves them."""
-        server = await start_server(self, [module_entry(sample("PageModule"), resource_prefix="/custom/place")])
+        server = await start_server(
+            self, [module_entry(sample("PageModule"), resource_prefix="/custom/place")]
+        )
         response = await server.request("GET", "/custom/place/hello")
         self.assertEqual((response.code, response.body), (200, b"hello from a module"))
         self.assertEqual((await server.request("GET", "/_mxref/pages/hello")).code, 404)
@@ -305,7 +359,8 @@ class ServiceLevelTests(unittest.TestCase):
         alice = yield defer.ensureDeferred(hs.registrar.register_user("alice", "pw"))
         room_id = yield hs.room_creator.create_room(alice)
         error = yield self.assertFailure(
-            hs.event_creator.send_event(room_id, alice, "m.room.message", {"body": "HELLO THERE"}), MatrixError
+            hs.event_creator.send_event(room_id, alice, "m.room.message", {"body": "HELLO THERE"}),
+            MatrixError,
         )
         self.assertEqual(error.errcode, "M_FORBIDDEN")
         self.assertEqual([m.name for m in hs.modules], ["wordchecker"])

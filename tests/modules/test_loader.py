@@ -19,7 +19,9 @@ make_example_module_importable()
 
 def configs(testcase, *entries):
     """The parsed ``modules:`` list for ``entries``."""
-    return test_config(os.path.abspath(testcase.mktemp()), overrides={"modules": list(entries)}).modules
+    return test_config(
+        os.path.abspath(testcase.mktemp()), overrides={"modules": list(entries)}
+    ).modules
 
 
 class RecordingApiFactory:
@@ -37,7 +39,9 @@ class LoaderErrorTests(unittest.TestCase):
     """Clear start-up errors naming the configuration entry and the module."""
 
     def load_error(self, *entries):
-        return self.assertRaises(ConfigError, load_modules, configs(self, *entries), RecordingApiFactory())
+        return self.assertRaises(
+            ConfigError, load_modules, configs(self, *entries), RecordingApiFactory()
+        )
 
     def test_unknown_package(self):
         """A package that cannot be imported is named, with the entry's key."""
@@ -47,7 +51,9 @@ class LoaderErrorTests(unittest.TestCase):
 
     def test_unknown_class(self):
         """A package without the named class is reported."""
-        error = self.load_error(module_entry(sample("WordChecker")), module_entry(sample("Missing")))
+        error = self.load_error(
+            module_entry(sample("WordChecker")), module_entry(sample("Missing"))
+        )
         self.assertEqual(error.key, "modules[1].module")
         self.assertIn("has no 'Missing'", error.msg)
 
@@ -71,24 +77,33 @@ class LoaderErrorTests(unittest.TestCase):
 
     def test_unknown_hook_in_on_failure(self):
         """on_failure naming a hook that does not exist is refused."""
-        error = self.load_error(module_entry(sample("WordChecker"), on_failure={"check_evnt": "fail_open"}))
+        error = self.load_error(
+            module_entry(sample("WordChecker"), on_failure={"check_evnt": "fail_open"})
+        )
         self.assertEqual(error.key, "modules[0].on_failure.check_evnt")
 
     def test_bad_policy(self):
         """on_failure values other than fail_closed and fail_open are refused when reading the config."""
         error = self.assertRaises(
-            ConfigError, configs, self, module_entry(sample("WordChecker"), on_failure={"check_event": "maybe"})
+            ConfigError,
+            configs,
+            self,
+            module_entry(sample("WordChecker"), on_failure={"check_event": "maybe"}),
         )
         self.assertEqual(error.key, "modules[0].on_failure.check_event")
 
     def test_duplicate_names(self):
         """Two modules with one name are refused (their URLs and logs would clash)."""
-        error = self.load_error(module_entry(sample("WordChecker")), module_entry(sample("WordChecker")))
+        error = self.load_error(
+            module_entry(sample("WordChecker")), module_entry(sample("WordChecker"))
+        )
         self.assertIn("two modules are named 'wordchecker'", error.msg)
 
     def test_constructor_failure(self):
         """A constructor that raises stops start-up with the module named."""
-        error = self.load_error(module_entry("mxref_example_module.PatternRejecter", {"pattern": "("}))
+        error = self.load_error(
+            module_entry("mxref_example_module.PatternRejecter", {"pattern": "("})
+        )
         self.assertEqual(error.key, "modules[0].config")
         self.assertIn("not a regular expression", error.msg)
 
@@ -96,7 +111,9 @@ class LoaderErrorTests(unittest.TestCase):
     async def test_homeserver_refuses_to_start(self):
         """Building a homeserver with an unknown module fails with the ConfigError."""
         entries = [module_entry("no_such_package.Thing")]
-        error = await self.assertFailure(make_test_homeserver(self, reactor, overrides={"modules": entries}), ConfigError)
+        error = await self.assertFailure(
+            make_test_homeserver(self, reactor, overrides={"modules": entries}), ConfigError
+        )
         self.assertEqual(error.key, "modules[0].module")
 
 
@@ -107,7 +124,11 @@ class LoaderTests(unittest.TestCase):
         """Modules come back in configuration order with their config and API."""
         factory = RecordingApiFactory()
         loaded = load_modules(
-            configs(self, module_entry(sample("WordChecker"), {"name": "b"}), module_entry(sample("EventRecorder"))),
+            configs(
+                self,
+                module_entry(sample("WordChecker"), {"name": "b"}),
+                module_entry(sample("EventRecorder")),
+            ),
             factory,
         )
         self.assertEqual([m.name for m in loaded], ["b", "eventrecorder"])
@@ -117,19 +138,21 @@ class LoaderTests(unittest.TestCase):
 
     def test_policies_and_timeout(self):
         """hook_timeout and on_failure are read per module and per hook."""
-        entry = module_entry(sample("WordChecker"), hook_timeout="250ms", on_failure={"check_event": "fail_open"})
+        entry = module_entry(
+            sample("WordChecker"), hook_timeout="250ms", on_failure={"check_event": "fail_open"}
+        )
         (loaded,) = load_modules(configs(self, entry), RecordingApiFactory())
         self.assertEqual(loaded.hook_timeout, 0.25)
         self.assertEqual(loaded.failure_policy("check_event"), "fail_open")
         self.assertEqual(loaded.failure_policy("check_registration"), "fail_closed")
         (everything_open,) = load_modules(
-            configs(self, module_entry(sample("WordChecker"), on_failure="fail_open")), RecordingApiFactory()
+            configs(self, module_entry(sample("WordChecker"), on_failure="fail_open")),
+            RecordingApiFactory(),
         )
         self.assertEqual(everything_open.failure_policy("check_event"), "fail_open")
 
 
-PLUGIN_SOURCE = textwrap.dedent(
-    '''
+PLUGIN_SOURCE = textwrap.dedent('''
     """Two mxref module plugins for the loader tests."""
     from twisted.plugin import IPlugin
     from zope.interface import implementer, provider
@@ -160,8 +183,7 @@ PLUGIN_SOURCE = textwrap.dedent(
         @staticmethod
         def make_module(config, api):
             raise AssertionError("a plugin nobody configured was built")
-    '''
-)
+    ''')
 
 
 class PluginTests(unittest.TestCase):
@@ -177,14 +199,20 @@ class PluginTests(unittest.TestCase):
             f.write(PLUGIN_SOURCE)
         sys.path.insert(0, root)
         self.addCleanup(sys.path.remove, root)
-        self.addCleanup(lambda: [sys.modules.pop(n) for n in list(sys.modules) if n.startswith("mxref_test_plugins")])
+        self.addCleanup(
+            lambda: [
+                sys.modules.pop(n) for n in list(sys.modules) if n.startswith("mxref_test_plugins")
+            ]
+        )
         import mxref_test_plugins
 
         self.package = mxref_test_plugins
 
     def test_configured_plugin_loaded(self):
         """module: <plugin name> builds that plugin's module, and only that one."""
-        loaded = load_modules(configs(self, module_entry("greeter", {"a": 1})), RecordingApiFactory(), self.package)
+        loaded = load_modules(
+            configs(self, module_entry("greeter", {"a": 1})), RecordingApiFactory(), self.package
+        )
         self.assertEqual([(m.name, m.module.config) for m in loaded], [("greeter", {"a": 1})])
 
     def test_unconfigured_plugins_not_loaded(self):
@@ -194,6 +222,10 @@ class PluginTests(unittest.TestCase):
     def test_unknown_plugin(self):
         """A plugin name nothing provides is a clear error."""
         error = self.assertRaises(
-            ConfigError, load_modules, configs(self, module_entry("nobody")), RecordingApiFactory(), self.package
+            ConfigError,
+            load_modules,
+            configs(self, module_entry("nobody")),
+            RecordingApiFactory(),
+            self.package,
         )
         self.assertIn("no module 'nobody'", error.msg)
