@@ -418,6 +418,23 @@ class EduTests(SenderFixture, unittest.TestCase):
         self.assertEqual(edus, [True, False])
 
     @defer.inlineCallbacks
+    def test_long_typing_refreshed(self):
+        """While alice keeps typing, the other server is reminded every 20 seconds, so it
+        does not forget her."""
+        self.typing.set_typing(self.room_id, self.alice, True, 60_000)
+        yield self.sender.idle()
+        yield self.advance(19)
+        self.assertEqual(len(self.fed_client.to(REMOTE)), 1)
+        yield self.advance(1)
+        edus = [e["content"] for _t, _p, edus in self.fed_client.to(REMOTE) for e in edus]
+        self.assertEqual([(e["user_id"], e["typing"]) for e in edus], [(self.alice, True)] * 2)
+        self.typing.set_typing(self.room_id, self.alice, False)
+        yield self.sender.idle()
+        yield self.advance(40)
+        edus = [e["content"]["typing"] for _t, _p, edus in self.fed_client.to(REMOTE) for e in edus]
+        self.assertEqual(edus, [True, True, False])
+
+    @defer.inlineCallbacks
     def test_public_read_receipt_sent_private_not(self):
         """Alice's m.read receipt goes out as m.receipt; her m.read.private does not."""
         [event_id] = yield self.say(1)

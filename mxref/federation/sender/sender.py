@@ -23,7 +23,7 @@ import itertools
 import secrets
 
 from twisted.application import service
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from mxref.client.receipts.service import RECEIPTS_STREAM
@@ -34,6 +34,11 @@ from mxref.rooms.persister import ROOM_EVENTS_STREAM
 
 #: Receipt types that other servers are told about.
 FEDERATED_RECEIPT_TYPES = ("m.read",)
+
+#: Seconds between reminders that our users are still typing. A typing EDU carries no
+#: timeout, so receivers forget a typer after a while (mxref after 30 s); a client that keeps
+#: typing only renews its timeout here, which changes nothing to send.
+TYPING_REFRESH_SECONDS = 20
 
 
 class FederationSender(service.Service):
@@ -69,6 +74,7 @@ class FederationSender(service.Service):
         self.routing = EventRouting(events, rooms, server_name)
         self._queues = {}
         self._typing_sent = {}
+        self._typing_refresh = None
         self._lock = defer.DeferredLock()
         self._txn_prefix = None
         self._txn_counter = itertools.count(1)
@@ -80,6 +86,9 @@ class FederationSender(service.Service):
         stream shows behind (the returned Deferred fires when catch-up has been started)."""
         super().startService()
         self._notifier.subscribe(self._on_notification)
+        self._typing_refresh = task.LoopingCall(self._refresh_typing)
+        self._typing_refresh.clock = self._clock
+        self._typing_refresh.start(TYPING_REFRESH_SECONDS, now=False)
         d = self._resume_catch_up()
         d.addErrback(lambda f: self.log.failure("could not resume catch-up", f))
         return d
@@ -87,6 +96,8 @@ class FederationSender(service.Service):
     def stopService(self):
         """Stop listening and cancel the retry timers."""
         self._notifier.unsubscribe(self._on_notification)
+        if self._typing_refresh is not None and self._typing_refresh.running:
+            self._typing_refresh.stop()
         for queue in self._queues.values():
             queue.stop()
         return super().stopService()
@@ -199,6 +210,20 @@ class FederationSender(service.Service):
                     self.queue(destination).send_edu(
                         "m.typing", {"room_id": room_id, "user_id": user_id, "typing": typing}
                     )
+
+    def _refresh_typing(self):
+        d = self._lock.run(self._send_typing_reminders)
+        d.addErrback(lambda f: self.log.failure("could not refresh typing notifications", f))
+
+    @defer.inlineCallbacks
+    def _send_typing_reminders(self):
+        """Tell the rooms' servers again about our users who are still typing."""
+        for room_id, typers in sorted(self._typing_sent.items()):
+            hosts = yield self._rooms.get_joined_hosts(room_id)
+            for destination in sorted(set(hosts) - {self._server_name}):
+                for user_id in sorted(typers):
+                    content = {"room_id": room_id, "user_id": user_id, "typing": True}
+                    self.queue(destination).send_edu("m.typing", content)
 
     @defer.inlineCallbacks
     def _send_receipts(self, position, room_ids):
