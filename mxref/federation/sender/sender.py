@@ -11,7 +11,7 @@ Spec: Server-Server API (https://spec.matrix.org/v1.19/server-server-api/):
   a ``send_join``/``send_leave``/``send_knock`` passes the event on to the room's other
   servers (:meth:`FederationSender.send_on_behalf_of`).
 * "Typing Notifications": ``m.typing`` ``{room_id, user_id, typing}`` to the room's servers
-  when one of our users starts or stops typing.
+  when one of our users starts or stops typing, repeated while they keep typing.
 * "Receipts": ``m.receipt`` ``{room_id: {"m.read": {user_id: {event_ids, data}}}}`` for our
   users' public read receipts (private receipts never leave the server).
 
