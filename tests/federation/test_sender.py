@@ -292,6 +292,20 @@ class BackoffTests(SenderFixture, unittest.TestCase):
         self.assertEqual(self.sender.queue(REMOTE).retry_interval_ms, 0)
 
     @defer.inlineCallbacks
+    def test_kick_during_outage_delivered(self):
+        """A server whose last user was kicked while it was unreachable still receives the
+        kick when it comes back."""
+        self.fed_client.down.add(REMOTE)
+        [before] = yield self.say(1)
+        kick_id = yield self.membership.set_membership_of_other(self.alice, self.room_id, self.bob, "leave")
+        yield self.say(1)
+        yield self.sender.idle()
+        self.fed_client.down.discard(REMOTE)
+        yield self.advance(delay_s(1))
+        _txn, pdus, _edus = self.fed_client.to(REMOTE)[-1]
+        self.assertEqual(self.event_ids(pdus), [before, kick_id])
+
+    @defer.inlineCallbacks
     def test_too_far_behind_gets_newest_event_only(self):
         """A server that missed more than 50 events of a room is sent only the newest; it
         fetches the rest with get_missing_events."""

@@ -124,14 +124,22 @@ class EventRouting:
     @defer.inlineCallbacks
     def missed_events(self, destination, after, upto):
         """Our events ``destination`` should have received with a stream ordering in
-        ``(after, upto]``, oldest first; when it is too far behind
+        ``(after, upto]`` (in the rooms it shares with us, or whose membership of its users
+        changed meanwhile), oldest first; when it is too far behind
         (:func:`~mxref.federation.sender.backoff.is_too_far_behind`) only the newest of ours
         in each room.
 
         :returns: Deferred firing with ``(events, too_far_behind)`` where ``events`` is a list
             of ``(stream_ordering, wire PDU)``.
         """
-        rooms = yield self.rooms_shared_with(destination)
+        rooms = set((yield self.rooms_shared_with(destination)))
+        # Rooms it left meanwhile (e.g. kicked while unreachable) may hold events for it too.
+        deltas = yield self._events.get_current_state_deltas(after, upto)
+        rooms.update(
+            room_id for _stream, room_id, event_type, state_key, _event_id in deltas
+            if event_type == "m.room.member" and server_of(state_key) == destination
+        )
+        rooms = sorted(rooms)
         chunks = yield self._events.get_events_since(after, rooms, MAX_CATCH_UP_EVENTS_PER_ROOM, to_stream=upto)
         ours_per_room = {}
         truncated = False
