@@ -206,6 +206,22 @@ class IEventStore(Interface):
             (lowest depth) first.
         """
 
+    def get_replacements(event_ids):
+        """Candidate edits (``m.replace`` relations) of some events, most recent first.
+
+        Client-Server API "Event replacements" > "Validity of replacement events" and
+        "Server-side aggregation of m.replace relationships". Only accepted, non-outlier,
+        non-soft-failed replacements are given, and only those with the original's room,
+        sender and type where neither event is a state event. Checks that need the events'
+        content or redactions (``m.new_content``, an original that is itself an edit, a
+        redacted replacement) are left to the caller.
+
+        :param event_ids: IDs of original events (unknown IDs are ignored).
+        :returns: Deferred firing with ``{original_id: [StoredEvent, ...]}``, each list
+            ordered most recent first: highest ``origin_server_ts``, then lexicographically
+            largest event ID. Originals without replacements are absent.
+        """
+
 
 class IStateStore(Interface):
     """State groups: immutable, numbered snapshots of room state stored as deltas.

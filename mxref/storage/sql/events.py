@@ -2,13 +2,15 @@
 
 Events live in ``events`` (PDU JSON plus indexed columns), their DAG edges in
 ``event_edges`` and ``event_auth_edges``, each room's current state in
-``current_state_events`` with its history in ``current_state_deltas``.
+``current_state_events`` with its history in ``current_state_deltas``, the relations
+named by accepted events' ``m.relates_to`` in ``event_relations``.
 Stream orderings come from the ``events`` row of ``counters``, advanced inside
 the persisting transaction, so they become visible in order (see
 :meth:`~mxref.storage.database.Transaction.next_counter_value`).
 
 Spec: Client-Server API "Syncing" and "Pagination" (``/sync``, ``/messages``);
-Server-Server API "Backfilling and retrieving missing events", "Auth chain".
+Client-Server API "Event replacements" (edits to bundle); Server-Server API
+"Backfilling and retrieving missing events", "Auth chain".
 """
 
 import collections
@@ -118,6 +120,41 @@ def _check_indexable(event):
             raise ValueError(f"NUL character in an indexed field of event {event.event_id!r}")
 
 
+def relation_of(pdu):
+    """``(relates_to_id, rel_type)`` from a PDU's ``content["m.relates_to"]``, or ``None``
+    when it names no relation (absent, not an object, non-string or NUL-holding fields).
+
+    Client-Server API "Forming relationships between events": ``m.relates_to`` holds the
+    ``rel_type`` and the parent's ``event_id``.
+    """
+    content = pdu.get("content")
+    relates_to = content.get("m.relates_to") if isinstance(content, dict) else None
+    if not isinstance(relates_to, dict):
+        return None
+    parent, rel_type = relates_to.get("event_id"), relates_to.get("rel_type")
+    if not (isinstance(parent, str) and isinstance(rel_type, str) and parent and rel_type):
+        return None
+    if "\x00" in parent or "\x00" in rel_type:
+        return None
+    return parent, rel_type
+
+
+def _record_relations_txn(txn, events):
+    """Index the relations of the accepted, non-outlier events among ``events``."""
+    rows = []
+    for event in events:
+        if event.outlier or event.rejected_reason is not None or event.soft_failed:
+            continue
+        relation = relation_of(event.pdu)
+        if relation is not None:
+            rows.append((event.event_id, relation[0], relation[1], event.sender, event.type))
+    txn.execute_many(
+        "INSERT INTO event_relations (event_id, relates_to_id, rel_type, sender, type)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        rows,
+    )
+
+
 def _persist_txn(txn, batch):
     events = list({e.event_id: e for e in reversed(batch.events)}.values())[::-1]
     for event in events:
@@ -207,6 +244,7 @@ def _persist_txn(txn, batch):
             for e in new_events if e.txn is not None
         ],
     )
+    _record_relations_txn(txn, events)
     for event in events:
         if event.out_of_band_membership and event.event_id in orderings and event.membership:
             record_membership_txn(
@@ -461,6 +499,36 @@ class SqlEventStore:
         )
         d.addCallback(lambda rows: [row[0] for row in rows])
         return d
+
+    def get_replacements(self, event_ids):
+        """See :meth:`IEventStore.get_replacements`."""
+
+        def txn_func(txn):
+            rows = txn.select_in(
+                "SELECT r.relates_to_id, r.event_id FROM event_relations r"
+                " JOIN events e ON e.event_id = r.event_id"
+                " JOIN events o ON o.event_id = r.relates_to_id"
+                " WHERE {in_list} AND r.rel_type = 'm.replace'"
+                " AND e.room_id = o.room_id AND e.sender = o.sender AND e.type = o.type"
+                " AND e.state_key IS NULL AND o.state_key IS NULL"
+                " AND e.stream_ordering IS NOT NULL AND e.outlier = 0"
+                " AND e.rejected_reason IS NULL AND e.soft_failed = 0"
+                " ORDER BY e.origin_server_ts DESC, e.event_id DESC",
+                "r.relates_to_id",
+                list(dict.fromkeys(event_ids)),
+            )
+            events = load_events_txn(txn, [row[1] for row in rows])
+            found = {}
+            for original_id, event_id in rows:
+                if event_id in events:
+                    found.setdefault(original_id, []).append(events[event_id])
+            for replacements in found.values():
+                replacements.sort(key=lambda e: (e.origin_server_ts, e.event_id), reverse=True)
+            return found
+
+        if not event_ids:
+            return defer.succeed({})
+        return self._db.run_interaction("get_replacements", txn_func)
 
     def get_event_by_txn_id(self, user_id, device_id, txn_id):
         """See :meth:`IEventStore.get_event_by_txn_id`."""
