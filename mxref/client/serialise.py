@@ -7,7 +7,8 @@ Spec: Client-Server API, "Room Events" > "Client event format"
 ``transaction_id``, ``membership``); "Redactions" (a redacted event is served pruned, with
 ``unsigned.redacted_because``; from room version 11 servers add a top-level ``redacts`` to
 redaction events for older clients, and ``content.redacts`` in older room versions);
-"Stripped state" (``type``, ``state_key``, ``sender``, ``content``).
+"Stripped state" (``type``, ``state_key``, ``sender``, ``content``); "Event replacements"
+(the latest edit bundled under ``unsigned["m.relations"]["m.replace"]``).
 """
 
 from mxref.events.redaction import redacted_for_client, redacts_of
@@ -54,6 +55,16 @@ def format_client_event(stored, now_ms, room_version, *, redaction=None, txn_id=
         unsigned["transaction_id"] = txn_id
     event["unsigned"] = unsigned
     return event
+
+
+def add_replacement(client_event, replacement_client_event):
+    """Bundle the most recent edit of an event: ``unsigned["m.relations"]["m.replace"]``
+    holds the whole edit in client format (Client-Server API "Server-side aggregation of
+    m.replace relationships"). Returns the same dict."""
+    if replacement_client_event is not None:
+        relations = client_event["unsigned"].setdefault("m.relations", {})
+        relations["m.replace"] = replacement_client_event
+    return client_event
 
 
 def add_prev_content(client_event, prev_stored):

@@ -14,6 +14,10 @@ using the state at that event:
 A user always sees their own membership events. Redactions: Client-Server API "Redactions"
 and room version 3+ "Handling redactions": a redaction is applied to an event when its sender
 is on the same server as the event's sender, or had the ``redact`` power level.
+
+Edits: Client-Server API "Event replacements" > "Validity of replacement events" and
+"Server-side aggregation of m.replace relationships": the most recent valid edit of an
+unredacted event is bundled with it (see :meth:`EventVisibility.replacements_for`).
 """
 
 from twisted.internet import defer
@@ -33,6 +37,19 @@ def _server_of(user_id):
         return UserID.parse(user_id).server_name
     except ValueError:
         return None
+
+
+def _is_edit(pdu):
+    content = pdu.get("content")
+    relates_to = content.get("m.relates_to") if isinstance(content, dict) else None
+    return isinstance(relates_to, dict) and relates_to.get("rel_type") == "m.replace"
+
+
+def _has_new_content(pdu):
+    if pdu.get("type") == "m.room.encrypted":
+        return True
+    content = pdu.get("content")
+    return isinstance(content, dict) and isinstance(content.get("m.new_content"), dict)
 
 
 class EventVisibility:
@@ -115,6 +132,38 @@ class EventVisibility:
                     found[event.event_id] = redaction
                     break
         return found
+
+    @defer.inlineCallbacks
+    def replacements_for(self, stored_events, redactions):
+        """The most recent valid edit of each event, for bundling under
+        ``unsigned["m.relations"]["m.replace"]``.
+
+        Client-Server API "Event replacements": an edit is valid when it has the original's
+        room, sender and type, neither is a state event, the original is not itself an edit,
+        and the edit has ``m.new_content`` (except encrypted edits, whose payload holds it).
+        A redacted original gets no bundle; redacted edits are skipped.
+
+        :param redactions: ``{event_id: redaction}`` for ``stored_events``, as from
+            :meth:`redactions_for`.
+        :returns: Deferred firing with ``{original_id: replacement StoredEvent}``.
+        """
+        originals = [
+            e for e in stored_events
+            if e.event_id not in redactions and not e.is_state and not _is_edit(e.pdu)
+        ]
+        if not originals:
+            return {}
+        candidates = yield self._events.get_replacements([e.event_id for e in originals])
+        chosen = {}
+        for original_id, replacements in candidates.items():
+            for replacement in replacements:
+                if not _has_new_content(replacement.pdu):
+                    continue
+                if (yield self.redactions_for([replacement])):
+                    continue
+                chosen[original_id] = replacement
+                break
+        return chosen
 
     @defer.inlineCallbacks
     def _redaction_applies(self, redaction, event):

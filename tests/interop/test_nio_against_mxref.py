@@ -14,12 +14,3 @@ class NioAgainstMxrefTests(NioChatScenarioMixin, unittest.TestCase):
         server.start()
         self.addCleanup(server.stop)
         return server
-
-    def test_edit_is_bundled_with_original(self):
-        """/messages shows the original message with its edit bundled under unsigned.m.relations."""
-        return super().test_edit_is_bundled_with_original()
-
-    test_edit_is_bundled_with_original.todo = (
-        "mxref does not bundle the m.replace aggregation in unsigned.m.relations yet "
-        "(Client-Server API, 'Server-side aggregation of m.replace relationships': should)"
-    )

@@ -27,7 +27,7 @@ Spec (v1.19), Client-Server API:
 import attr
 from twisted.logger import Logger
 
-from mxref.client.serialise import add_prev_content, format_client_event
+from mxref.client.serialise import add_prev_content, add_replacement, format_client_event
 from mxref.client.tokens import format_room_position, parse_pagination_token
 from mxref.errors import MatrixError
 from mxref.events.redaction import redact
@@ -302,17 +302,21 @@ class RoomReader:
         return content.get("history_visibility") == "world_readable"
 
     async def _serialise(self, events, room_version, with_prev_content=False):
-        """Client-format events with their redactions applied.
+        """Client-format events with their redactions applied and their latest edits bundled.
 
         :param with_prev_content: give timeline state events ``unsigned.prev_content`` (the
             content of the state they replaced, itself redacted if it was redacted).
         """
         redactions = await self._visibility.redactions_for(events)
+        replacements = await self._visibility.replacements_for(events, redactions)
         now = self._now_ms()
         serialised = []
         for event in events:
             redaction = redactions.get(event.event_id)
             client_event = format_client_event(event, now, room_version, redaction=redaction)
+            replacement = replacements.get(event.event_id)
+            if replacement is not None:
+                add_replacement(client_event, format_client_event(replacement, now, room_version))
             if with_prev_content and redaction is None and event.state_key is not None:
                 replaced = await self._replaced_state(event, room_version)
                 if replaced is not None:

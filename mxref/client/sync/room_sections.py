@@ -26,7 +26,12 @@ sent to their owner); "Stripped state" (invite and knock state include
 import attr
 from twisted.internet import defer
 
-from mxref.client.serialise import add_prev_content, format_client_event, strip_state_event
+from mxref.client.serialise import (
+    add_prev_content,
+    add_replacement,
+    format_client_event,
+    strip_state_event,
+)
 from mxref.client.tokens import format_stream_position
 from mxref.events.redaction import redact
 from mxref.events.room_versions import get_room_version
@@ -214,7 +219,8 @@ class RoomSections:
 
     @defer.inlineCallbacks
     def serialise(self, stored_events, room_id, sync_filter, now_ms, with_prev_content=False):
-        """Format events for the response: redactions applied, client or federation format,
+        """Format events for the response: redactions applied, latest edits bundled (client
+        format only), client or federation format,
         ``event_fields`` projection.
 
         :param with_prev_content: add ``unsigned.prev_content`` to state events (for timelines).
@@ -225,6 +231,9 @@ class RoomSections:
         version_id = yield self._rooms.get_room_version(room_id)
         version = get_room_version(version_id)
         redactions = yield self._visibility.redactions_for(stored_events)
+        replacements = {}
+        if sync_filter.event_format != "federation":
+            replacements = yield self._visibility.replacements_for(stored_events, redactions)
         serialised = []
         for stored in stored_events:
             redaction = redactions.get(stored.event_id)
@@ -234,6 +243,12 @@ class RoomSections:
                 event = format_client_event(
                     stored, now_ms, version, redaction=redaction, include_room_id=False
                 )
+                replacement = replacements.get(stored.event_id)
+                if replacement is not None:
+                    add_replacement(
+                        event,
+                        format_client_event(replacement, now_ms, version, include_room_id=False),
+                    )
                 if with_prev_content and stored.is_state and redaction is None:
                     replaced = yield self._replaced_state(stored)
                     add_prev_content(event, replaced)
