@@ -10,6 +10,12 @@ import secrets
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.names import cache as dns_cache
+from twisted.names import client as dns_client
+from twisted.names import hosts as dns_hosts
+from twisted.names import resolve as dns_resolve
+from twisted.web.iweb import IAgent
+from zope.interface import implementer
 
 from mxref.auth.passwords import PasswordHasher
 from mxref.auth.tokens import RequestAuthenticator
@@ -46,7 +52,24 @@ from mxref.client.sync.resource import SyncResource
 from mxref.client.sync.service import SyncService
 from mxref.client.visibility import EventVisibility
 from mxref.crypto.keys import load_signing_key, old_verify_keys
+from mxref.crypto.keyring import Keyring
+from mxref.federation.acl import ServerAclChecker
+from mxref.federation.receiver.edus import EduRouter, ReceiptEduReceiver, TypingEduReceiver
+from mxref.federation.receiver.membership import ResidentMembership
+from mxref.federation.receiver.pipeline import PduReceiver
+from mxref.federation.receiver.queries import FederationQueries
+from mxref.federation.receiver.room_reads import FederationRoomReads
+from mxref.federation.receiver.transactions import TransactionReceiver
+from mxref.federation.transport.agent import MatrixFederationAgent
+from mxref.federation.transport.client import FederationClient
+from mxref.federation.transport.endpoints import (
+    MembershipEndpoints,
+    QueryEndpoints,
+    RoomReadEndpoints,
+    TransactionEndpoints,
+)
 from mxref.federation.transport.keys import ServerKeysResource
+from mxref.federation.transport.server import FederationRequestAuthenticator
 from mxref.http.resource import JsonResource
 from mxref.modules.api import ModuleApi
 from mxref.modules.hooks import ModuleHooks
@@ -94,6 +117,39 @@ def open_database_blocking(database_config, reactor):
     return Database(engine, engine.make_pool(reactor))
 
 
+def system_resolver(reactor):
+    """Name resolution as the system does it: the hosts file, then the DNS servers of
+    ``resolv.conf`` (what ``twisted.names.client.createResolver`` builds on POSIX), on
+    ``reactor``. Not a Deferred."""
+    return dns_resolve.ResolverChain(
+        [
+            dns_hosts.Resolver(b"/etc/hosts"),
+            dns_cache.CacheResolver(reactor=reactor),
+            dns_client.Resolver(b"/etc/resolv.conf", reactor=reactor),
+        ]
+    )
+
+
+@implementer(IAgent)
+class AgentOnFirstUse:
+    """An ``IAgent`` built by ``build()`` when the first request is made: the federation agent's
+    DNS resolver re-reads ``resolv.conf`` on a timer, which a server that never federates (or a
+    test) should not start.
+
+    :param build: a callable returning the real ``IAgent``.
+    """
+
+    def __init__(self, build):
+        self._build = build
+        self._agent = None
+
+    def request(self, method, uri, headers=None, bodyProducer=None):
+        """``IAgent.request``; returns a Deferred of the response."""
+        if self._agent is None:
+            self._agent = self._build()
+        return self._agent.request(method, uri, headers, bodyProducer)
+
+
 def _limiter(clock, setting):
     return RateLimiter(clock, setting.per_second, setting.burst_count)
 
@@ -110,6 +166,9 @@ class HomeServer:
         reactor's thread pool by default.
     :param rng: randomness for IDs and tokens (``secrets.SystemRandom()`` by default).
     :param remote_rooms: the :class:`~mxref.rooms.interfaces.IRemoteRooms` implementation.
+    :param federation_agent: the ``IAgent`` for ``matrix-federation://`` URIs (tests pass an
+        in-memory one); a :class:`~mxref.federation.transport.agent.MatrixFederationAgent` by
+        default.
 
     :ivar resources: ``{name: {URL prefix: IResource}}`` for :mod:`mxref.listeners`.
     :ivar services: services to start before the listeners.
@@ -117,7 +176,8 @@ class HomeServer:
 
     log = Logger()
 
-    def __init__(self, config, reactor, store, signing_key, password_hasher=None, rng=None, remote_rooms=None):
+    def __init__(self, config, reactor, store, signing_key, password_hasher=None, rng=None, remote_rooms=None,
+                 federation_agent=None):
         self.config = config
         self.reactor = reactor
         self.store = store
@@ -227,6 +287,75 @@ class HomeServer:
             self.event_creator, self.room_creator, self.membership, store.events, store.rooms, self.message_limiter
         )
 
+        # Federation: our client for other servers, their keys, and the receiving side.
+        self.federation_agent = federation_agent or AgentOnFirstUse(
+            lambda: MatrixFederationAgent(
+                reactor, config.tls, config.federation, resolver=system_resolver(reactor)
+            )
+        )
+        self.federation_client = FederationClient(self.federation_agent, self.server_name, signing_key, reactor)
+        self.keyring = Keyring(
+            store.federation,
+            self.federation_client,
+            reactor,
+            self.server_name,
+            signing_key,
+            trusted_key_servers=config.keys.trusted_key_servers,
+            old_keys=old_verify_keys(config.keys),
+        )
+        self.federation_authenticator = FederationRequestAuthenticator(
+            self.keyring, self.server_name, clock=reactor, federation_config=config.federation
+        )
+        self.server_acls = ServerAclChecker(store.events)
+        self.pdu_receiver = PduReceiver(
+            store.events,
+            store.rooms,
+            self.state_reader,
+            self.persister,
+            self.keyring,
+            self.federation_client,
+            self.server_acls,
+            module_hooks=self.module_hooks,
+        )
+        self.edu_router = EduRouter()
+        self.edu_router.register("m.typing", TypingEduReceiver(self.typing, store.rooms, self.server_acls).on_edu)
+        self.edu_router.register(
+            "m.receipt", ReceiptEduReceiver(store.client_data, store.rooms, self.notifier, self.server_acls).on_edu
+        )
+        self.transaction_receiver = TransactionReceiver(
+            store.federation, store.rooms, self.pdu_receiver, self.edu_router, reactor
+        )
+        self.federation_reads = FederationRoomReads(
+            store.events,
+            store.state,
+            store.rooms,
+            self.state_reader,
+            self.visibility,
+            self.server_acls,
+            self.server_name,
+            reactor,
+        )
+        self.resident_membership = ResidentMembership(
+            store.events,
+            store.rooms,
+            store.accounts,
+            self.event_creator,
+            self.pdu_receiver,
+            self.federation_reads,
+            self.server_acls,
+            self.notifier,
+            self.server_name,
+            signing_key,
+            reactor,
+        )
+        self.federation_queries = FederationQueries(
+            store.rooms,
+            store.accounts,
+            self.directory.public_rooms,
+            self.server_name,
+            config.server.allow_public_rooms_over_federation,
+        )
+
         self.client_resource = JsonResource()
         for endpoints in self._client_endpoints():
             endpoints.register_routes(self.client_resource)
@@ -306,6 +435,10 @@ class HomeServer:
                 self.reactor,
                 self.config.keys.key_refresh_interval_ms,
             ),
+            TransactionEndpoints(self.federation_authenticator, self.transaction_receiver),
+            RoomReadEndpoints(self.federation_authenticator, self.federation_reads),
+            MembershipEndpoints(self.federation_authenticator, self.resident_membership),
+            QueryEndpoints(self.federation_authenticator, self.federation_queries),
         ]
 
     @defer.inlineCallbacks
