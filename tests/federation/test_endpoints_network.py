@@ -1,0 +1,71 @@
+"""Two whole homeservers on the in-memory network: one joins, talks in and reads a room of the
+other through the receiver's endpoints, with real X-Matrix signatures and key fetching."""
+
+from twisted.internet import reactor
+from twisted.trial import unittest
+
+from mxref.events.builder import build_event
+from mxref.events.hashing import compute_event_id
+from mxref.events.signing import sign_event
+from mxref.testing.homeserver import make_test_homeserver
+from mxref.testing.network import FederationNetwork
+from tests.client.support import deferred_test
+
+A, B = "a.example", "b.example"
+
+
+class TwoServerTests(unittest.TestCase):
+    """``b.example`` joins and writes to a room of ``a.example`` through the federation API."""
+
+    @deferred_test
+    async def setUp(self):
+        self.network = FederationNetwork(reactor)
+        self.a = await make_test_homeserver(self, reactor, server_name=A, federation_agent=self.network.agent_for(A))
+        self.b = await make_test_homeserver(self, reactor, server_name=B, federation_agent=self.network.agent_for(B))
+        self.network.add_server(A, self.a.resources)
+        self.network.add_server(B, self.b.resources)
+        self.alice = f"@alice:{A}"
+        self.bob = f"@bob:{B}"
+        await self.a.store.accounts.create_user(self.alice, None)
+        self.room_id = await self.a.room_creator.create_room(self.alice, preset="public_chat")
+
+    async def join_bob(self):
+        client = self.b.federation_client
+        made = await client.make_join(A, self.room_id, self.bob, ["10", "11", "12"])
+        version = made["room_version"]
+        pdu = sign_event(made["event"], B, self.b.signing_key, version)
+        event_id = compute_event_id(pdu, version)
+        joined = await client.send_join(A, self.room_id, event_id, pdu)
+        return version, event_id, pdu, joined
+
+    @deferred_test
+    async def test_join_then_send_a_message(self):
+        """b.example joins with make_join/send_join and then sends a message in a transaction;
+        a.example accepts both and serves the message back."""
+        version, join_id, join, joined = await self.join_bob()
+        members = await self.a.store.rooms.get_members(self.room_id)
+        self.assertEqual(members[self.bob].event_id, join_id)
+        self.assertIn(("m.room.create", ""), {(e["type"], e["state_key"]) for e in joined["state"]})
+
+        state = {(e["type"], e["state_key"]): dict(e, event_id=compute_event_id(e, version)) for e in joined["state"]}
+        state[("m.room.member", self.bob)] = dict(join, event_id=join_id)
+        message = build_event(
+            room_version=version, room_id=self.room_id, sender=self.bob, event_type="m.room.message",
+            content={"msgtype": "m.text", "body": "hello from b"}, prev_events=[(join_id, join["depth"])],
+            current_state=state, origin_server_ts=join["origin_server_ts"] + 1, server_name=B,
+            signing_key=self.b.signing_key,
+        )
+        message_id = compute_event_id(message, version)
+        answer = await self.b.federation_client.send_transaction(A, "1", [message], [])
+        self.assertEqual(answer, {"pdus": {message_id: {}}})
+        served = await self.b.federation_client.get_event(A, message_id)
+        self.assertEqual(served["pdus"][0]["content"]["body"], "hello from b")
+        state_ids = await self.b.federation_client.get_state_ids(A, self.room_id, message_id)
+        self.assertIn(join_id, state_ids["pdu_ids"])
+
+    @deferred_test
+    async def test_profile_query(self):
+        """b.example reads a.example's user profile."""
+        await self.a.store.accounts.set_displayname(self.alice, "Alice")
+        profile = await self.b.federation_client.query_profile(A, self.alice)
+        self.assertEqual(profile, {"displayname": "Alice"})
