@@ -1,9 +1,10 @@
 """Two whole homeservers on the in-memory network: one joins, talks in and reads a room of the
 other through the receiver's endpoints, with real X-Matrix signatures and key fetching."""
 
-from twisted.internet import reactor
+from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
+from mxref.auth.tokens import Requester
 from mxref.events.builder import build_event
 from mxref.events.hashing import compute_event_id
 from mxref.events.signing import sign_event
@@ -69,3 +70,54 @@ class TwoServerTests(unittest.TestCase):
         await self.a.store.accounts.set_displayname(self.alice, "Alice")
         profile = await self.b.federation_client.query_profile(A, self.alice)
         self.assertEqual(profile, {"displayname": "Alice"})
+
+
+class InvitingRemoteRooms:
+    """The invite part of ``IRemoteRooms`` for the inviting server of these tests: ``invite``
+    v2 through its federation client."""
+
+    def __init__(self, client_of):
+        self._client_of = client_of
+
+    async def _invite(self, room_version, room_id, invite_pdu, event_id, invite_room_state):
+        wire_state = [{k: v for k, v in e.items() if k != "event_id"} for e in invite_room_state]
+        destination = invite_pdu["state_key"].split(":", 1)[1]
+        answer = await self._client_of().send_invite(
+            destination, room_id, event_id, invite_pdu, room_version.identifier, wire_state
+        )
+        return answer["event"]
+
+    def invite_remote_user(self, room_version, room_id, invite_pdu, event_id, invite_room_state):
+        return defer.ensureDeferred(self._invite(room_version, room_id, invite_pdu, event_id, invite_room_state))
+
+
+class RemoteInviteTests(unittest.TestCase):
+    """A user of ``b.example`` invites a user of ``a.example``; the invite shows in her /sync."""
+
+    @deferred_test
+    async def test_invite_shows_in_sync(self):
+        """The invite is countersigned by a.example and listed in alice's /sync with the room's
+        stripped state."""
+        network = FederationNetwork(reactor)
+        a = await make_test_homeserver(self, reactor, server_name=A, federation_agent=network.agent_for(A))
+        remote_rooms = InvitingRemoteRooms(lambda: b.federation_client)
+        b = await make_test_homeserver(
+            self, reactor, server_name=B, federation_agent=network.agent_for(B), remote_rooms=remote_rooms
+        )
+        network.add_server(A, a.resources)
+        network.add_server(B, b.resources)
+        alice, carol = f"@alice:{A}", f"@carol:{B}"
+        await a.store.accounts.create_user(alice, None)
+        await b.store.accounts.create_user(carol, None)
+        room_id = await b.room_creator.create_room(carol, name="Tea")
+        invite_id = await b.membership.invite(carol, room_id, alice)
+
+        stored = await a.store.events.get_event(invite_id)
+        self.assertEqual(set(stored.pdu["signatures"]), {A, B})
+        sync = await a.sync.sync(Requester(alice))
+        invite = sync["rooms"]["invite"][room_id]["invite_state"]["events"]
+        types = {e["type"] for e in invite}
+        self.assertIn("m.room.create", types)
+        self.assertIn("m.room.name", types)
+        self.assertIn({"type": "m.room.member", "state_key": alice, "sender": carol,
+                       "content": {"membership": "invite"}}, invite)
