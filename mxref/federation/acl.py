@@ -121,4 +121,6 @@ class ServerAclChecker:
         """
         allowed = yield self.is_allowed(room_id, server_name)
         if not allowed:
-            raise MatrixError(403, "M_FORBIDDEN", f"Server {server_name} is denied by the room's server ACL")
+            raise MatrixError(
+                403, "M_FORBIDDEN", f"Server {server_name} is denied by the room's server ACL"
+            )

@@ -7,7 +7,13 @@ from twisted.internet import defer
 from mxref.errors import MatrixError, SignatureError
 from mxref.events.builder import build_event
 from mxref.events.hashing import compute_event_id
-from mxref.events.signing import generate_signing_key, get_verify_key, key_id_of, verify_event_signatures, verify_json
+from mxref.events.signing import (
+    generate_signing_key,
+    get_verify_key,
+    key_id_of,
+    verify_event_signatures,
+    verify_json,
+)
 from mxref.federation.acl import ServerAclChecker
 from mxref.federation.receiver.pipeline import PduReceiver, reference_ids
 from mxref.storage.records import RoomPosition
@@ -20,7 +26,9 @@ class DictKeyring:
     """A keyring knowing a fixed set of keys: ``{server_name: signing_key}``."""
 
     def __init__(self, signing_keys):
-        self.keys = {server: {key_id_of(key): get_verify_key(key)} for server, key in signing_keys.items()}
+        self.keys = {
+            server: {key_id_of(key): get_verify_key(key)} for server, key in signing_keys.items()
+        }
 
     def verify_json_for_server(self, server_name, obj, minimum_valid_until_ts=0):
         """Check a signed JSON object (request authentication) against the known keys."""
@@ -38,7 +46,9 @@ class DictKeyring:
     def verify_event(self, event, room_version):
         """Check the event's signatures against the known keys (a Deferred)."""
         try:
-            verify_event_signatures(event, room_version, lambda server, key_id: self.keys.get(server, {}).get(key_id))
+            verify_event_signatures(
+                event, room_version, lambda server, key_id: self.keys.get(server, {}).get(key_id)
+            )
         except (SignatureError, MatrixError) as e:
             return defer.fail(e)
         return defer.succeed(None)
@@ -147,7 +157,9 @@ class RemoteRoomClient:
         chain = self.remote.auth_chain(list(state.values()))
         return defer.succeed({"pdu_ids": sorted(state.values()), "auth_chain_ids": sorted(chain)})
 
-    def get_missing_events(self, destination, room_id, earliest_events, latest_events, limit, min_depth):
+    def get_missing_events(
+        self, destination, room_id, earliest_events, latest_events, limit, min_depth
+    ):
         failed = self._check("get_missing_events")
         if failed:
             return failed
@@ -187,11 +199,18 @@ class ReceiverFixture(RoomServicesMixin):
         self.remote = RemoteRoom(self.room_id, self.room_version)
         yield self.copy_our_events_to_remote()
         self.client = RemoteRoomClient(self.remote)
-        self.keyring = DictKeyring({self.server_name: self.signing_key, REMOTE: self.remote.signing_key})
+        self.keyring = DictKeyring(
+            {self.server_name: self.signing_key, REMOTE: self.remote.signing_key}
+        )
         self.acl = ServerAclChecker(self.store.events)
         self.receiver = PduReceiver(
-            self.store.events, self.store.rooms, self.state_reader, self.persister,
-            self.keyring, self.client, self.acl,
+            self.store.events,
+            self.store.rooms,
+            self.state_reader,
+            self.persister,
+            self.keyring,
+            self.client,
+            self.acl,
         )
         self.bob = f"@bob:{REMOTE}"
 
@@ -221,6 +240,8 @@ class ReceiverFixture(RoomServicesMixin):
     @defer.inlineCallbacks
     def join_bob(self):
         """Bob (remote) joins the public room; returns the join's outcome."""
-        event_id, pdu = self.remote.build(self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob)
+        event_id, pdu = self.remote.build(
+            self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob
+        )
         outcome = yield self.receiver.receive_pdu(REMOTE, pdu)
         return outcome

@@ -52,21 +52,46 @@ class FederationEndpointFixture(ReceiverFixture):
         yield self.store.accounts.create_user(self.alice, None)
         self.visibility = EventVisibility(self.store.events, self.store.state, self.store.rooms)
         self.reads = FederationRoomReads(
-            self.store.events, self.store.state, self.store.rooms, self.state_reader, self.visibility,
-            self.acl, self.server_name, reactor,
+            self.store.events,
+            self.store.state,
+            self.store.rooms,
+            self.state_reader,
+            self.visibility,
+            self.acl,
+            self.server_name,
+            reactor,
         )
         self.resident = ResidentMembership(
-            self.store.events, self.store.rooms, self.store.accounts, self.creator, self.receiver, self.reads,
-            self.acl, self.notifier, self.server_name, self.signing_key, reactor,
+            self.store.events,
+            self.store.rooms,
+            self.store.accounts,
+            self.creator,
+            self.receiver,
+            self.reads,
+            self.acl,
+            self.notifier,
+            self.server_name,
+            self.signing_key,
+            reactor,
             forward_event=lambda origin, event_id: self.forwarded.append((origin, event_id)),
         )
         self.forwarded = []
-        directory = RoomDirectory(self.store.events, self.store.rooms, self.membership, self.server_name)
-        queries = FederationQueries(
-            self.store.rooms, self.store.accounts, directory.public_rooms, self.server_name, self.allow_public_rooms
+        directory = RoomDirectory(
+            self.store.events, self.store.rooms, self.membership, self.server_name
         )
-        transactions = TransactionReceiver(self.store.federation, self.store.rooms, self.receiver, EduRouter(), reactor)
-        authenticator = FederationRequestAuthenticator(self.keyring, self.server_name, clock=reactor)
+        queries = FederationQueries(
+            self.store.rooms,
+            self.store.accounts,
+            directory.public_rooms,
+            self.server_name,
+            self.allow_public_rooms,
+        )
+        transactions = TransactionReceiver(
+            self.store.federation, self.store.rooms, self.receiver, EduRouter(), reactor
+        )
+        authenticator = FederationRequestAuthenticator(
+            self.keyring, self.server_name, clock=reactor
+        )
         resource = JsonResource()
         for endpoints in (
             TransactionEndpoints(authenticator, transactions),
@@ -85,7 +110,9 @@ class FederationEndpointFixture(ReceiverFixture):
                 key or self.remote.signing_key, origin, self.server_name, method, path, body
             )
         connection = MemoryConnection(self.site)
-        connection.request(method, path, json.dumps(body).encode() if body is not None else None, headers)
+        connection.request(
+            method, path, json.dumps(body).encode() if body is not None else None, headers
+        )
         for _ in range(5000):
             try:
                 return connection.response()
@@ -97,11 +124,16 @@ class FederationEndpointFixture(ReceiverFixture):
         """make_join + sign + send_join as the remote server; returns the send_join response."""
         room_id = room_id or self.room_id
         remote = remote or self.remote
-        response = await self.request("GET", f"{V1}/make_join/{q(room_id)}/{q(user_id)}?ver=10&ver=12")
+        response = await self.request(
+            "GET", f"{V1}/make_join/{q(room_id)}/{q(user_id)}?ver=10&ver=12"
+        )
         assert response.code == 200, response.json()
         template = response.json()["event"]
         pdu = sign_event(
-            {k: v for k, v in template.items() if k != "origin"}, REMOTE, remote.signing_key, response.json()["room_version"]
+            {k: v for k, v in template.items() if k != "origin"},
+            REMOTE,
+            remote.signing_key,
+            response.json()["room_version"],
         )
         event_id = compute_event_id(pdu, response.json()["room_version"])
         path = f"{V2}/send_join/{q(room_id)}/{q(event_id)}"
@@ -117,7 +149,9 @@ class TransactionEndpointTests(FederationEndpointFixture, unittest.TestCase):
     @deferred_test
     async def test_signed_transaction_is_processed(self):
         """A signed transaction's PDUs are processed and each gets a result."""
-        join_id, join = self.remote.build(self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob)
+        join_id, join = self.remote.build(
+            self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob
+        )
         body = {"origin": REMOTE, "origin_server_ts": 1, "pdus": [join], "edus": []}
         response = await self.request("PUT", f"{V1}/send/txn1", body)
         self.assertEqual(response.code, 200)
@@ -128,11 +162,15 @@ class TransactionEndpointTests(FederationEndpointFixture, unittest.TestCase):
     @deferred_test
     async def test_unsigned_or_badly_signed_requests_are_refused(self):
         """Without a valid X-Matrix signature a transaction gets 401 and changes nothing."""
-        _, join = self.remote.build(self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob)
+        _, join = self.remote.build(
+            self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob
+        )
         body = {"origin": REMOTE, "origin_server_ts": 1, "pdus": [join], "edus": []}
         response = await self.request("PUT", f"{V1}/send/txn1", body, signed=False)
         self.assertEqual((response.code, response.json()["errcode"]), (401, "M_UNAUTHORIZED"))
-        response = await self.request("PUT", f"{V1}/send/txn1", body, key=generate_signing_key("r1"))
+        response = await self.request(
+            "PUT", f"{V1}/send/txn1", body, key=generate_signing_key("r1")
+        )
         self.assertEqual(response.code, 401)
         self.assertNotIn(self.bob, await self.store.rooms.get_members(self.room_id))
 
@@ -152,15 +190,19 @@ class JoinEndpointTests(FederationEndpointFixture, unittest.TestCase):
         """A remote user joins: the template is built on our extremities, the join is accepted,
         and the response holds the state before the join and its auth chain."""
         extremities = await self.store.events.get_forward_extremities(self.room_id)
-        response = await self.request("GET", f"{V1}/make_join/{q(self.room_id)}/{q(self.bob)}?ver=12")
+        response = await self.request(
+            "GET", f"{V1}/make_join/{q(self.room_id)}/{q(self.bob)}?ver=12"
+        )
         self.assertEqual(response.code, 200)
         template = response.json()["event"]
         self.assertEqual(response.json()["room_version"], "12")
         self.assertEqual(template["prev_events"], [e for e, _ in extremities])
         self.assertNotIn("signatures", template)
         self.assertNotIn("hashes", template)
-        self.assertEqual((template["type"], template["state_key"], template["sender"]),
-                         ("m.room.member", self.bob, self.bob))
+        self.assertEqual(
+            (template["type"], template["state_key"], template["sender"]),
+            ("m.room.member", self.bob, self.bob),
+        )
         state_before = await self.current_state_ids()
         event_id, _pdu, joined = await self.remote_join(self.bob)
         self.assertEqual(joined.code, 200, joined.json())
@@ -190,7 +232,9 @@ class JoinEndpointTests(FederationEndpointFixture, unittest.TestCase):
     async def test_banned_user_and_invite_only_room_get_403(self):
         """make_join answers 403 for a banned user and for an invite-only room without an invite."""
         await self.membership.set_membership_of_other(self.alice, self.room_id, self.bob, "ban")
-        response = await self.request("GET", f"{V1}/make_join/{q(self.room_id)}/{q(self.bob)}?ver=12")
+        response = await self.request(
+            "GET", f"{V1}/make_join/{q(self.room_id)}/{q(self.bob)}?ver=12"
+        )
         self.assertEqual((response.code, response.json()["errcode"]), (403, "M_FORBIDDEN"))
         private = await self.room_creator.create_room(self.alice, preset="private_chat")
         carol = f"@carol:{REMOTE}"
@@ -200,13 +244,17 @@ class JoinEndpointTests(FederationEndpointFixture, unittest.TestCase):
     @deferred_test
     async def test_user_of_another_server_is_refused(self):
         """A server may only make joins for its own users."""
-        response = await self.request("GET", f"{V1}/make_join/{q(self.room_id)}/{q('@x:other.example')}?ver=12")
+        response = await self.request(
+            "GET", f"{V1}/make_join/{q(self.room_id)}/{q('@x:other.example')}?ver=12"
+        )
         self.assertEqual(response.code, 403)
 
     @deferred_test
     async def test_send_join_with_wrong_event_id_is_refused(self):
         """send_join checks that the path's event ID is the event's."""
-        response = await self.request("GET", f"{V1}/make_join/{q(self.room_id)}/{q(self.bob)}?ver=12")
+        response = await self.request(
+            "GET", f"{V1}/make_join/{q(self.room_id)}/{q(self.bob)}?ver=12"
+        )
         template = response.json()["event"]
         pdu = sign_event(template, REMOTE, self.remote.signing_key, "12")
         response = await self.request("PUT", f"{V2}/send_join/{q(self.room_id)}/{q('$wrong')}", pdu)
@@ -215,7 +263,9 @@ class JoinEndpointTests(FederationEndpointFixture, unittest.TestCase):
     @deferred_test
     async def test_omit_members(self):
         """With omit_members, a named room's member events are left out of the state."""
-        await self.creator.send_event(self.room_id, self.alice, "m.room.name", {"name": "Named"}, state_key="")
+        await self.creator.send_event(
+            self.room_id, self.alice, "m.room.name", {"name": "Named"}, state_key=""
+        )
         _event_id, _pdu, joined = await self.remote_join(self.bob, omit_members=True)
         body = joined.json()
         self.assertTrue(body["members_omitted"])
@@ -237,15 +287,25 @@ class JoinEndpointTests(FederationEndpointFixture, unittest.TestCase):
         event signed by us; a user in none of the allowed rooms gets 403."""
         await self.join_bob()
         restricted = await self.room_creator.create_room(
-            self.alice, room_version="12",
-            initial_state=[{"type": "m.room.join_rules", "content": {
-                "join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": self.room_id}]}}],
+            self.alice,
+            room_version="12",
+            initial_state=[
+                {
+                    "type": "m.room.join_rules",
+                    "content": {
+                        "join_rule": "restricted",
+                        "allow": [{"type": "m.room_membership", "room_id": self.room_id}],
+                    },
+                }
+            ],
         )
         remote = RemoteRoom(restricted, "12", signing_key=self.remote.signing_key)
         await self.copy_room_to(remote)
         response = await self.request("GET", f"{V1}/make_join/{q(restricted)}/{q(self.bob)}?ver=12")
         self.assertEqual(response.code, 200, response.json())
-        self.assertEqual(response.json()["event"]["content"]["join_authorised_via_users_server"], self.alice)
+        self.assertEqual(
+            response.json()["event"]["content"]["join_authorised_via_users_server"], self.alice
+        )
         event_id, _pdu, joined = await self.remote_join(self.bob, room_id=restricted, remote=remote)
         self.assertEqual(joined.code, 200, joined.json())
         self.assertIn(self.server_name, joined.json()["event"]["signatures"])
@@ -272,16 +332,21 @@ class LeaveKnockInviteEndpointTests(FederationEndpointFixture, unittest.TestCase
     async def test_leave(self):
         """A joined remote user leaves through make_leave and send_leave."""
         await self.join_bob()
-        event_id, sent = await self.make_and_send("leave", self.room_id, self.bob, f"{V2}/send_leave")
+        event_id, sent = await self.make_and_send(
+            "leave", self.room_id, self.bob, f"{V2}/send_leave"
+        )
         self.assertEqual((sent.code, sent.json()), (200, {}))
         members = await self.store.rooms.get_members(self.room_id)
-        self.assertEqual((members[self.bob].membership, members[self.bob].event_id), ("leave", event_id))
+        self.assertEqual(
+            (members[self.bob].membership, members[self.bob].event_id), ("leave", event_id)
+        )
 
     @deferred_test
     async def test_knock(self):
         """A remote user knocks on a knock room and gets its stripped state, create event first."""
         room = await self.room_creator.create_room(
-            self.alice, initial_state=[{"type": "m.room.join_rules", "content": {"join_rule": "knock"}}]
+            self.alice,
+            initial_state=[{"type": "m.room.join_rules", "content": {"join_rule": "knock"}}],
         )
         event_id, sent = await self.make_and_send("knock", room, self.bob, f"{V1}/send_knock")
         self.assertEqual(sent.code, 200, sent.json())
@@ -301,14 +366,20 @@ class LeaveKnockInviteEndpointTests(FederationEndpointFixture, unittest.TestCase
         """A v12 room that only the remote server is in, and an invite of ``invitee``."""
         carol = f"@carol:{REMOTE}"
         create, room_id = build_create_event(
-            room_version="12", creator=carol, content={}, origin_server_ts=1, server_name=REMOTE,
+            room_version="12",
+            creator=carol,
+            content={},
+            origin_server_ts=1,
+            server_name=REMOTE,
             signing_key=self.remote.signing_key,
         )
         remote = RemoteRoom(room_id, "12", signing_key=self.remote.signing_key)
         remote.add(compute_event_id(create, "12"), create, {})
         remote.build(carol, "m.room.member", {"membership": "join"}, state_key=carol)
         remote.build(carol, "m.room.join_rules", {"join_rule": "invite"}, state_key="")
-        invite_id, invite = remote.build(carol, "m.room.member", {"membership": "invite"}, state_key=invitee)
+        invite_id, invite = remote.build(
+            carol, "m.room.member", {"membership": "invite"}, state_key=invitee
+        )
         return room_id, create, invite_id, invite
 
     @deferred_test
@@ -344,7 +415,9 @@ class LeaveKnockInviteEndpointTests(FederationEndpointFixture, unittest.TestCase
         body = {"room_version": "12", "event": invite, "invite_room_state": [create]}
         response = await self.request("PUT", f"{V2}/invite/{q(room_id)}/{q(invite_id)}", body)
         self.assertEqual(response.code, 400)
-        self.assertEqual(await self.store.rooms.get_rooms_for_user(self.alice, memberships=("invite",)), [])
+        self.assertEqual(
+            await self.store.rooms.get_rooms_for_user(self.alice, memberships=("invite",)), []
+        )
 
 
 class RoomReadEndpointTests(FederationEndpointFixture, unittest.TestCase):
@@ -356,7 +429,9 @@ class RoomReadEndpointTests(FederationEndpointFixture, unittest.TestCase):
         join = await self.join_bob()
         msg_id, msg = self.remote.build(self.bob, "m.room.message", {"body": "hi"})
         await self.receiver.receive_pdu(REMOTE, msg)
-        state_before_join = await self.store.events.get_state_ids_at_event(self.remote.pdus[join.event_id]["prev_events"][0])
+        state_before_join = await self.store.events.get_state_ids_at_event(
+            self.remote.pdus[join.event_id]["prev_events"][0]
+        )
 
         response = await self.request("GET", f"{V1}/event/{q(msg_id)}")
         self.assertEqual(response.code, 200)
@@ -375,7 +450,10 @@ class RoomReadEndpointTests(FederationEndpointFixture, unittest.TestCase):
 
         response = await self.request("GET", f"{V1}/event_auth/{q(self.room_id)}/{q(msg_id)}")
         chain_types = {e["type"] for e in response.json()["auth_chain"]}
-        self.assertEqual(chain_types, {"m.room.create", "m.room.member", "m.room.power_levels", "m.room.join_rules"})
+        self.assertEqual(
+            chain_types,
+            {"m.room.create", "m.room.member", "m.room.power_levels", "m.room.join_rules"},
+        )
 
         path = f"{V1}/backfill/{q(self.room_id)}?{urlencode({'v': msg_id, 'limit': 3})}"
         response = await self.request("GET", path)
@@ -406,7 +484,11 @@ class RoomReadEndpointTests(FederationEndpointFixture, unittest.TestCase):
         """An ACL-denied server gets 403 even though it has a member in the room."""
         await self.join_bob()
         await self.creator.send_event(
-            self.room_id, self.alice, "m.room.server_acl", {"allow": ["*"], "deny": [REMOTE]}, state_key=""
+            self.room_id,
+            self.alice,
+            "m.room.server_acl",
+            {"allow": ["*"], "deny": [REMOTE]},
+            state_key="",
         )
         create_id = (await self.current_state_ids())[("m.room.create", "")]
         response = await self.request("GET", f"{V1}/event_auth/{q(self.room_id)}/{q(create_id)}")
@@ -418,9 +500,15 @@ class RoomReadEndpointTests(FederationEndpointFixture, unittest.TestCase):
     async def test_private_history_is_served_redacted(self):
         """Events from before a server joined a 'joined'-visibility room are served redacted."""
         await self.creator.send_event(
-            self.room_id, self.alice, "m.room.history_visibility", {"history_visibility": "joined"}, state_key=""
+            self.room_id,
+            self.alice,
+            "m.room.history_visibility",
+            {"history_visibility": "joined"},
+            state_key="",
         )
-        secret_id, _ = await self.creator.send_event(self.room_id, self.alice, "m.room.message", {"body": "secret"})
+        secret_id, _ = await self.creator.send_event(
+            self.room_id, self.alice, "m.room.message", {"body": "secret"}
+        )
         await self.copy_our_events_to_remote()
         await self.join_bob()
         response = await self.request("GET", f"{V1}/event/{q(secret_id)}")
@@ -433,17 +521,29 @@ class QueryEndpointTests(FederationEndpointFixture, unittest.TestCase):
     @deferred_test
     async def test_directory_and_profile(self):
         """Our aliases resolve and our users' profiles are readable, one field or all."""
-        await self.store.rooms.create_alias(f"#lobby:{self.server_name}", self.room_id, self.alice, [self.server_name])
-        response = await self.request("GET", f"{V1}/query/directory?{urlencode({'room_alias': '#lobby:' + self.server_name})}")
+        await self.store.rooms.create_alias(
+            f"#lobby:{self.server_name}", self.room_id, self.alice, [self.server_name]
+        )
+        response = await self.request(
+            "GET", f"{V1}/query/directory?{urlencode({'room_alias': '#lobby:' + self.server_name})}"
+        )
         self.assertEqual(response.json(), {"room_id": self.room_id, "servers": [self.server_name]})
-        response = await self.request("GET", f"{V1}/query/directory?{urlencode({'room_alias': '#none:' + self.server_name})}")
+        response = await self.request(
+            "GET", f"{V1}/query/directory?{urlencode({'room_alias': '#none:' + self.server_name})}"
+        )
         self.assertEqual(response.code, 404)
         await self.store.accounts.set_displayname(self.alice, "Alice")
-        response = await self.request("GET", f"{V1}/query/profile?{urlencode({'user_id': self.alice})}")
+        response = await self.request(
+            "GET", f"{V1}/query/profile?{urlencode({'user_id': self.alice})}"
+        )
         self.assertEqual(response.json(), {"displayname": "Alice"})
-        response = await self.request("GET", f"{V1}/query/profile?{urlencode({'user_id': self.alice, 'field': 'avatar_url'})}")
+        response = await self.request(
+            "GET", f"{V1}/query/profile?{urlencode({'user_id': self.alice, 'field': 'avatar_url'})}"
+        )
         self.assertEqual(response.json(), {})
-        response = await self.request("GET", f"{V1}/query/profile?{urlencode({'user_id': self.user('ghost')})}")
+        response = await self.request(
+            "GET", f"{V1}/query/profile?{urlencode({'user_id': self.user('ghost')})}"
+        )
         self.assertEqual(response.code, 404)
 
     @deferred_test
@@ -452,7 +552,9 @@ class QueryEndpointTests(FederationEndpointFixture, unittest.TestCase):
         await self.store.rooms.set_room_is_public(self.room_id, True)
         response = await self.request("GET", f"{V1}/publicRooms")
         self.assertEqual([r["room_id"] for r in response.json()["chunk"]], [self.room_id])
-        response = await self.request("POST", f"{V1}/publicRooms", {"filter": {"generic_search_term": "zzz"}})
+        response = await self.request(
+            "POST", f"{V1}/publicRooms", {"filter": {"generic_search_term": "zzz"}}
+        )
         self.assertEqual(response.json()["chunk"], [])
 
 

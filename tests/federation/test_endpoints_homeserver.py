@@ -41,7 +41,9 @@ class HomeServerFederationEndpointTests(unittest.TestCase):
         remote = JsonResource()
         ServerKeysResource(REMOTE, self.remote_key, {}, reactor, 86_400_000).register_routes(remote)
         self.homeserver = await make_test_homeserver(
-            self, reactor, overrides={"allow_public_rooms_over_federation": True},
+            self,
+            reactor,
+            overrides={"allow_public_rooms_over_federation": True},
             federation_agent=MemoryFederationAgent(remote),
         )
         self.site = MatrixSite(self.homeserver.federation_resource, MemoryReactorClock())
@@ -53,7 +55,9 @@ class HomeServerFederationEndpointTests(unittest.TestCase):
                 self.remote_key, REMOTE, self.homeserver.server_name, method, path, body
             )
         connection = MemoryConnection(self.site)
-        connection.request(method, path, json.dumps(body).encode() if body is not None else None, headers)
+        connection.request(
+            method, path, json.dumps(body).encode() if body is not None else None, headers
+        )
         for _ in range(5000):
             try:
                 return connection.response()
@@ -67,7 +71,9 @@ class HomeServerFederationEndpointTests(unittest.TestCase):
         response = await self.request("GET", "/_matrix/federation/v1/publicRooms")
         self.assertEqual(response.code, 200, response.body)
         self.assertEqual(response.json()["chunk"], [])
-        response = await self.request("PUT", "/_matrix/federation/v1/send/1", {"pdus": [], "edus": []})
+        response = await self.request(
+            "PUT", "/_matrix/federation/v1/send/1", {"pdus": [], "edus": []}
+        )
         self.assertEqual((response.code, response.json()), (200, {"pdus": {}}))
 
     @deferred_test

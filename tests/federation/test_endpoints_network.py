@@ -21,8 +21,12 @@ class TwoServerTests(unittest.TestCase):
     @deferred_test
     async def setUp(self):
         self.network = FederationNetwork(reactor)
-        self.a = await make_test_homeserver(self, reactor, server_name=A, federation_agent=self.network.agent_for(A))
-        self.b = await make_test_homeserver(self, reactor, server_name=B, federation_agent=self.network.agent_for(B))
+        self.a = await make_test_homeserver(
+            self, reactor, server_name=A, federation_agent=self.network.agent_for(A)
+        )
+        self.b = await make_test_homeserver(
+            self, reactor, server_name=B, federation_agent=self.network.agent_for(B)
+        )
         self.network.add_server(A, self.a.resources)
         self.network.add_server(B, self.b.resources)
         self.alice = f"@alice:{A}"
@@ -48,12 +52,21 @@ class TwoServerTests(unittest.TestCase):
         self.assertEqual(members[self.bob].event_id, join_id)
         self.assertIn(("m.room.create", ""), {(e["type"], e["state_key"]) for e in joined["state"]})
 
-        state = {(e["type"], e["state_key"]): dict(e, event_id=compute_event_id(e, version)) for e in joined["state"]}
+        state = {
+            (e["type"], e["state_key"]): dict(e, event_id=compute_event_id(e, version))
+            for e in joined["state"]
+        }
         state[("m.room.member", self.bob)] = dict(join, event_id=join_id)
         message = build_event(
-            room_version=version, room_id=self.room_id, sender=self.bob, event_type="m.room.message",
-            content={"msgtype": "m.text", "body": "hello from b"}, prev_events=[(join_id, join["depth"])],
-            current_state=state, origin_server_ts=join["origin_server_ts"] + 1, server_name=B,
+            room_version=version,
+            room_id=self.room_id,
+            sender=self.bob,
+            event_type="m.room.message",
+            content={"msgtype": "m.text", "body": "hello from b"},
+            prev_events=[(join_id, join["depth"])],
+            current_state=state,
+            origin_server_ts=join["origin_server_ts"] + 1,
+            server_name=B,
             signing_key=self.b.signing_key,
         )
         message_id = compute_event_id(message, version)
@@ -88,7 +101,9 @@ class InvitingRemoteRooms:
         return answer["event"]
 
     def invite_remote_user(self, room_version, room_id, invite_pdu, event_id, invite_room_state):
-        return defer.ensureDeferred(self._invite(room_version, room_id, invite_pdu, event_id, invite_room_state))
+        return defer.ensureDeferred(
+            self._invite(room_version, room_id, invite_pdu, event_id, invite_room_state)
+        )
 
 
 class RemoteInviteTests(unittest.TestCase):
@@ -99,10 +114,16 @@ class RemoteInviteTests(unittest.TestCase):
         """The invite is countersigned by a.example and listed in alice's /sync with the room's
         stripped state."""
         network = FederationNetwork(reactor)
-        a = await make_test_homeserver(self, reactor, server_name=A, federation_agent=network.agent_for(A))
+        a = await make_test_homeserver(
+            self, reactor, server_name=A, federation_agent=network.agent_for(A)
+        )
         remote_rooms = InvitingRemoteRooms(lambda: b.federation_client)
         b = await make_test_homeserver(
-            self, reactor, server_name=B, federation_agent=network.agent_for(B), remote_rooms=remote_rooms
+            self,
+            reactor,
+            server_name=B,
+            federation_agent=network.agent_for(B),
+            remote_rooms=remote_rooms,
         )
         network.add_server(A, a.resources)
         network.add_server(B, b.resources)
@@ -119,5 +140,12 @@ class RemoteInviteTests(unittest.TestCase):
         types = {e["type"] for e in invite}
         self.assertIn("m.room.create", types)
         self.assertIn("m.room.name", types)
-        self.assertIn({"type": "m.room.member", "state_key": alice, "sender": carol,
-                       "content": {"membership": "invite"}}, invite)
+        self.assertIn(
+            {
+                "type": "m.room.member",
+                "state_key": alice,
+                "sender": carol,
+                "content": {"membership": "invite"},
+            },
+            invite,
+        )

@@ -33,7 +33,9 @@ class ServerAclTests(unittest.TestCase):
         """The port of a server name plays no part in matching."""
         acl = {"allow": ["good.example"]}
         self.assertTrue(server_acl_allows(acl, "good.example:8448"))
-        self.assertFalse(server_acl_allows({"allow": ["*"], "deny": ["good.example"]}, "good.example:1"))
+        self.assertFalse(
+            server_acl_allows({"allow": ["*"], "deny": ["good.example"]}, "good.example:1")
+        )
 
     def test_question_mark_matches_one_character(self):
         """``?`` stands for exactly one character."""

@@ -19,7 +19,9 @@ class PduPipelineTests(ReceiverFixture, unittest.TestCase):
 
     @defer.inlineCallbacks
     def visible_event_ids(self):
-        chunk = yield self.store.events.get_room_events_stream(self.room_id, RoomPosition(0, 0), None, 1000, "f")
+        chunk = yield self.store.events.get_room_events_stream(
+            self.room_id, RoomPosition(0, 0), None, 1000, "f"
+        )
         return [e.event_id for e in chunk]
 
     @defer.inlineCallbacks
@@ -54,7 +56,9 @@ class PduPipelineTests(ReceiverFixture, unittest.TestCase):
     def test_bad_content_hash_keeps_the_redacted_copy(self):
         """An event whose content was altered after signing is kept, redacted."""
         yield self.join_bob()
-        event_id, pdu = self.remote.build(self.bob, "m.room.message", {"body": "original", "msgtype": "m.text"})
+        event_id, pdu = self.remote.build(
+            self.bob, "m.room.message", {"body": "original", "msgtype": "m.text"}
+        )
         tampered = dict(pdu, content={"body": "altered", "msgtype": "m.text"})
         outcome = yield self.receiver.receive_pdu(REMOTE, tampered)
         self.assertEqual(outcome.status, ACCEPTED)
@@ -91,15 +95,20 @@ class PduPipelineTests(ReceiverFixture, unittest.TestCase):
         state = yield self.current_state_ids()
         self.assertEqual(state[("m.room.power_levels", "")], old_levels_id)
         # An event citing the rejected event as an auth event is rejected too.
-        cites_id, cites = self.remote.build(self.bob, "m.room.message", {"body": "x"}, prev_ids=[event_id])
+        cites_id, cites = self.remote.build(
+            self.bob, "m.room.message", {"body": "x"}, prev_ids=[event_id]
+        )
         self.assertEqual((yield self.receiver.receive_pdu(REMOTE, cites)).status, REJECTED)
         # An event built after the rejected one, citing the old power levels, is accepted
         # and sees the state as if the rejected event did not exist.
         self.remote.state_after[event_id] = self.remote.state_before(event_id)
-        msg_id, msg = self.remote.build(self.bob, "m.room.message", {"body": "after"}, prev_ids=[event_id])
+        msg_id, msg = self.remote.build(
+            self.bob, "m.room.message", {"body": "after"}, prev_ids=[event_id]
+        )
         self.assertEqual((yield self.receiver.receive_pdu(REMOTE, msg)).status, ACCEPTED)
         self.assertEqual(
-            (yield self.store.events.get_state_ids_at_event(msg_id))[("m.room.power_levels", "")], old_levels_id
+            (yield self.store.events.get_state_ids_at_event(msg_id))[("m.room.power_levels", "")],
+            old_levels_id,
         )
 
     @defer.inlineCallbacks
@@ -107,7 +116,9 @@ class PduPipelineTests(ReceiverFixture, unittest.TestCase):
         """A message from a user banned meanwhile is soft-failed: stored but not shown or built on."""
         join = yield self.join_bob()
         yield self.membership.set_membership_of_other(self.alice, self.room_id, self.bob, "ban")
-        event_id, pdu = self.remote.build(self.bob, "m.room.message", {"body": "late"}, prev_ids=[join.event_id])
+        event_id, pdu = self.remote.build(
+            self.bob, "m.room.message", {"body": "late"}, prev_ids=[join.event_id]
+        )
         outcome = yield self.receiver.receive_pdu(REMOTE, pdu)
         self.assertEqual(outcome.status, SOFT_FAILED)
         self.assertEqual(outcome.transaction_result(), {})
@@ -136,7 +147,10 @@ class PduPipelineTests(ReceiverFixture, unittest.TestCase):
         """A gap longer than get_missing_events returns is bridged with the remote's state."""
         yield self.join_bob()
         rename_id, _ = self.remote.build(
-            self.bob, "m.room.member", {"membership": "join", "displayname": "Bob"}, state_key=self.bob
+            self.bob,
+            "m.room.member",
+            {"membership": "join", "displayname": "Bob"},
+            state_key=self.bob,
         )
         last = None
         for i in range(15):
@@ -155,13 +169,17 @@ class PduPipelineTests(ReceiverFixture, unittest.TestCase):
     def test_missing_auth_events_are_fetched_as_outliers(self):
         """A message whose sender's join we never saw is checked with the join fetched, then
         rejected because the state before it has no such member."""
-        join_id, _ = self.remote.build(self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob)
+        join_id, _ = self.remote.build(
+            self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob
+        )
         state = yield self.current_state_ids()
         create_id = state[("m.room.create", "")]
         # Built on our latest event, but citing bob's (unseen) join as an auth event.
         latest = self.remote.pdus[join_id]["prev_events"][0]
         self.remote.state_after[latest] = dict(self.remote.state_after[join_id])
-        msg_id, msg = self.remote.build(self.bob, "m.room.message", {"body": "hi"}, prev_ids=[latest])
+        msg_id, msg = self.remote.build(
+            self.bob, "m.room.message", {"body": "hi"}, prev_ids=[latest]
+        )
         outcome = yield self.receiver.receive_pdu(REMOTE, msg)
         self.assertEqual(outcome.status, REJECTED)
         self.assertIn("state before", outcome.reason)
@@ -186,7 +204,11 @@ class PduPipelineTests(ReceiverFixture, unittest.TestCase):
         """After the room denies the remote server in its ACL, its PDUs are dropped."""
         yield self.join_bob()
         yield self.creator.send_event(
-            self.room_id, self.alice, "m.room.server_acl", {"allow": ["*"], "deny": [REMOTE]}, state_key=""
+            self.room_id,
+            self.alice,
+            "m.room.server_acl",
+            {"allow": ["*"], "deny": [REMOTE]},
+            state_key="",
         )
         yield self.copy_our_events_to_remote()
         event_id, pdu = self.remote.build(self.bob, "m.room.message", {"body": "hi"})
@@ -198,14 +220,18 @@ class PduPipelineTests(ReceiverFixture, unittest.TestCase):
     @defer.inlineCallbacks
     def test_unknown_room_is_dropped(self):
         """A PDU for a room this server is not in is dropped."""
-        _, pdu = self.remote.build(self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob)
+        _, pdu = self.remote.build(
+            self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob
+        )
         outcome = yield self.receiver.receive_pdu(REMOTE, dict(pdu, room_id="!elsewhere"))
         self.assertEqual(outcome.status, DROPPED)
 
     @defer.inlineCallbacks
     def test_malformed_pdu_is_dropped(self):
         """A PDU missing required keys is dropped."""
-        _, pdu = self.remote.build(self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob)
+        _, pdu = self.remote.build(
+            self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob
+        )
         broken = dict(pdu)
         del broken["depth"]
         outcome = yield self.receiver.receive_pdu(REMOTE, broken)
@@ -230,20 +256,34 @@ class StoreOutliersTests(ReceiverFixture, unittest.TestCase):
         skipped or marked rejected."""
         carol = f"@carol:{REMOTE}"
         create, room_id = build_create_event(
-            room_version="12", creator=carol, content={}, origin_server_ts=1, server_name=REMOTE,
+            room_version="12",
+            creator=carol,
+            content={},
+            origin_server_ts=1,
+            server_name=REMOTE,
             signing_key=self.remote.signing_key,
         )
         remote = RemoteRoom(room_id, "12", signing_key=self.remote.signing_key)
         remote.add(compute_event_id(create, "12"), create, {})
-        join_id, join = remote.build(carol, "m.room.member", {"membership": "join"}, state_key=carol)
-        rules_id, rules = remote.build(carol, "m.room.join_rules", {"join_rule": "invite"}, state_key="")
+        join_id, join = remote.build(
+            carol, "m.room.member", {"membership": "join"}, state_key=carol
+        )
+        rules_id, rules = remote.build(
+            carol, "m.room.join_rules", {"join_rule": "invite"}, state_key=""
+        )
         eve = f"@eve:{REMOTE}"
         bad_id, bad = remote.build(eve, "m.room.name", {"name": "taken over"}, state_key="")
         forged_id, forged = remote.build(
-            carol, "m.room.topic", {"topic": "x"}, state_key="", signing_key=generate_signing_key("r1")
+            carol,
+            "m.room.topic",
+            {"topic": "x"},
+            state_key="",
+            signing_key=generate_signing_key("r1"),
         )
         # Out of order on purpose: the receiver sorts them by their auth references.
-        results = yield self.receiver.store_outliers("12", room_id, [bad, rules, forged, join, create])
+        results = yield self.receiver.store_outliers(
+            "12", room_id, [bad, rules, forged, join, create]
+        )
         create_id = compute_event_id(create, "12")
         self.assertEqual(set(results), {create_id, join_id, rules_id, bad_id})
         self.assertIsNone(results[rules_id])

@@ -20,24 +20,38 @@ class TransactionTests(ReceiverFixture, unittest.TestCase):
         yield super().setUp()
         self.typing = TypingTracker(Clock(), self.notifier)
         self.router = EduRouter()
-        self.router.register("m.typing", TypingEduReceiver(self.typing, self.store.rooms, self.acl).on_edu)
         self.router.register(
-            "m.receipt", ReceiptEduReceiver(self.store.client_data, self.store.rooms, self.notifier, self.acl).on_edu
+            "m.typing", TypingEduReceiver(self.typing, self.store.rooms, self.acl).on_edu
+        )
+        self.router.register(
+            "m.receipt",
+            ReceiptEduReceiver(
+                self.store.client_data, self.store.rooms, self.notifier, self.acl
+            ).on_edu,
         )
         self.seen = []
         self.transactions = TransactionReceiver(
-            self.store.federation, self.store.rooms, self.receiver, self.router, reactor, origin_seen=self.seen.append
+            self.store.federation,
+            self.store.rooms,
+            self.receiver,
+            self.router,
+            reactor,
+            origin_seen=self.seen.append,
         )
 
     def send(self, txn_id, pdus=(), edus=()):
         return self.transactions.on_transaction(
-            REMOTE, txn_id, {"origin": REMOTE, "origin_server_ts": 1, "pdus": list(pdus), "edus": list(edus)}
+            REMOTE,
+            txn_id,
+            {"origin": REMOTE, "origin_server_ts": 1, "pdus": list(pdus), "edus": list(edus)},
         )
 
     @defer.inlineCallbacks
     def test_results_per_pdu(self):
         """Each PDU gets an entry: empty for an accepted one, an error for a bad one."""
-        join_id, join = self.remote.build(self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob)
+        join_id, join = self.remote.build(
+            self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob
+        )
         bad_id, bad = self.remote.build(
             self.bob, "m.room.message", {"body": "x"}, signing_key=generate_signing_key("r1")
         )
@@ -49,7 +63,9 @@ class TransactionTests(ReceiverFixture, unittest.TestCase):
     @defer.inlineCallbacks
     def test_retry_gets_the_same_response_without_reprocessing(self):
         """A transaction repeated with the same ID gets the first response and changes nothing."""
-        _, join = self.remote.build(self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob)
+        _, join = self.remote.build(
+            self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob
+        )
         first = yield self.send("t1", [join])
         _, message = self.remote.build(self.bob, "m.room.message", {"body": "x"})
         again = yield self.send("t1", [message])
@@ -60,7 +76,9 @@ class TransactionTests(ReceiverFixture, unittest.TestCase):
     @defer.inlineCallbacks
     def test_concurrent_retry_shares_the_answer(self):
         """A retry arriving while the first delivery is processed gets the same answer."""
-        join_id, join = self.remote.build(self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob)
+        join_id, join = self.remote.build(
+            self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob
+        )
         first, second = self.send("t2", [join]), self.send("t2", [join])
         results = yield defer.gatherResults([first, second])
         self.assertEqual(results[0], results[1])
@@ -71,15 +89,30 @@ class TransactionTests(ReceiverFixture, unittest.TestCase):
         for pdus, edus in (([{}] * 51, []), ([], [{}] * 101)):
             failure = self.failureResultOf(self.send("big", pdus, edus), MatrixError)
             self.assertEqual(failure.value.code, 400)
-        self.failureResultOf(self.transactions.on_transaction(REMOTE, "x", {"edus": []}), MatrixError)
+        self.failureResultOf(
+            self.transactions.on_transaction(REMOTE, "x", {"edus": []}), MatrixError
+        )
 
     @defer.inlineCallbacks
     def test_typing_edu_reaches_the_tracker(self):
         """A joined remote user's typing notification shows in the room; another server's user's does not."""
-        yield self.send("t1", [self.remote.build(self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob)[1]])
+        yield self.send(
+            "t1",
+            [
+                self.remote.build(
+                    self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob
+                )[1]
+            ],
+        )
         edus = [
-            {"edu_type": "m.typing", "content": {"room_id": self.room_id, "user_id": self.bob, "typing": True}},
-            {"edu_type": "m.typing", "content": {"room_id": self.room_id, "user_id": "@x:other.example", "typing": True}},
+            {
+                "edu_type": "m.typing",
+                "content": {"room_id": self.room_id, "user_id": self.bob, "typing": True},
+            },
+            {
+                "edu_type": "m.typing",
+                "content": {"room_id": self.room_id, "user_id": "@x:other.example", "typing": True},
+            },
             {"edu_type": "m.unknown", "content": {}},
         ]
         yield self.send("t2", edus=edus)
@@ -88,34 +121,61 @@ class TransactionTests(ReceiverFixture, unittest.TestCase):
     @defer.inlineCallbacks
     def test_receipt_edu_is_stored(self):
         """A joined remote user's read receipt is stored with its data."""
-        join_id, join = self.remote.build(self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob)
+        join_id, join = self.remote.build(
+            self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob
+        )
         yield self.send("t1", [join])
-        content = {self.room_id: {"m.read": {self.bob: {"event_ids": [join_id], "data": {"ts": 5}}}}}
+        content = {
+            self.room_id: {"m.read": {self.bob: {"event_ids": [join_id], "data": {"ts": 5}}}}
+        }
         yield self.send("t2", edus=[{"edu_type": "m.receipt", "content": content}])
         receipts = yield self.store.client_data.get_receipts_since([self.room_id], 0)
-        self.assertEqual([(r.user_id, r.event_id, r.data) for r in receipts], [(self.bob, join_id, {"ts": 5})])
+        self.assertEqual(
+            [(r.user_id, r.event_id, r.data) for r in receipts], [(self.bob, join_id, {"ts": 5})]
+        )
 
     @defer.inlineCallbacks
     def test_receipts_of_acl_denied_rooms_are_ignored(self):
         """Receipts for a room whose ACL denies the origin are dropped."""
-        join_id, join = self.remote.build(self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob)
+        join_id, join = self.remote.build(
+            self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob
+        )
         yield self.send("t1", [join])
         yield self.creator.send_event(
-            self.room_id, self.alice, "m.room.server_acl", {"allow": ["*"], "deny": [REMOTE]}, state_key=""
+            self.room_id,
+            self.alice,
+            "m.room.server_acl",
+            {"allow": ["*"], "deny": [REMOTE]},
+            state_key="",
         )
-        content = {self.room_id: {"m.read": {self.bob: {"event_ids": [join_id], "data": {"ts": 5}}}}}
+        content = {
+            self.room_id: {"m.read": {self.bob: {"event_ids": [join_id], "data": {"ts": 5}}}}
+        }
         yield self.send("t2", edus=[{"edu_type": "m.receipt", "content": content}])
         self.assertEqual((yield self.store.client_data.get_receipts_since([self.room_id], 0)), [])
-
 
     @defer.inlineCallbacks
     def test_typing_from_denied_server_is_ignored(self):
         """Once the room's ACL denies the remote server, its typing EDUs change nothing."""
-        yield self.send("t1", [self.remote.build(self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob)[1]])
-        yield self.creator.send_event(
-            self.room_id, self.alice, "m.room.server_acl", {"allow": ["*"], "deny": [REMOTE]}, state_key=""
+        yield self.send(
+            "t1",
+            [
+                self.remote.build(
+                    self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob
+                )[1]
+            ],
         )
-        edu = {"edu_type": "m.typing", "content": {"room_id": self.room_id, "user_id": self.bob, "typing": True}}
+        yield self.creator.send_event(
+            self.room_id,
+            self.alice,
+            "m.room.server_acl",
+            {"allow": ["*"], "deny": [REMOTE]},
+            state_key="",
+        )
+        edu = {
+            "edu_type": "m.typing",
+            "content": {"room_id": self.room_id, "user_id": self.bob, "typing": True},
+        }
         yield self.send("t2", edus=[edu])
         self.assertEqual(self.typing.typing_in(self.room_id), [])
 
@@ -141,9 +201,16 @@ class BoundedTimeTests(ReceiverFixture, unittest.TestCase):
         clock = Clock()
         stalled = StalledPduReceiver()
         transactions = TransactionReceiver(
-            self.store.federation, self.store.rooms, stalled, EduRouter(), clock, processing_timeout=30
+            self.store.federation,
+            self.store.rooms,
+            stalled,
+            EduRouter(),
+            clock,
+            processing_timeout=30,
         )
-        join_id, join = self.remote.build(self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob)
+        join_id, join = self.remote.build(
+            self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob
+        )
         d = transactions.on_transaction(REMOTE, "slow", {"pdus": [join], "edus": []})
         for _ in range(2000):
             if clock.getDelayedCalls():
@@ -154,4 +221,3 @@ class BoundedTimeTests(ReceiverFixture, unittest.TestCase):
         code, body = yield d
         self.assertEqual((code, body), (200, {"pdus": {join_id: {}}}))
         self.assertEqual(len(stalled.pending), 1)
-

@@ -54,7 +54,9 @@ class EduRouter:
         try:
             yield defer.maybeDeferred(callback, origin, content)
         except Exception:
-            self.log.failure("EDU {edu_type} from {origin} failed", edu_type=edu_type, origin=origin)
+            self.log.failure(
+                "EDU {edu_type} from {origin} failed", edu_type=edu_type, origin=origin
+            )
             return False
         return True
 
@@ -90,7 +92,11 @@ class TypingEduReceiver:
         room_id = content.get("room_id")
         user_id = content.get("user_id")
         typing = content.get("typing")
-        if not isinstance(room_id, str) or not isinstance(typing, bool) or not _user_of_server(user_id, origin):
+        if (
+            not isinstance(room_id, str)
+            or not isinstance(typing, bool)
+            or not _user_of_server(user_id, origin)
+        ):
             return False
         members = yield self._rooms.get_members(room_id, membership="join")
         if user_id not in members:
@@ -142,7 +148,11 @@ class ReceiptEduReceiver:
                         continue
                     event_ids = receipt.get("event_ids")
                     data = receipt.get("data") if isinstance(receipt.get("data"), dict) else {}
-                    if not isinstance(event_ids, list) or not event_ids or not isinstance(event_ids[-1], str):
+                    if (
+                        not isinstance(event_ids, list)
+                        or not event_ids
+                        or not isinstance(event_ids[-1], str)
+                    ):
                         continue
                     thread_id = data.get("thread_id")
                     if not isinstance(thread_id, str):

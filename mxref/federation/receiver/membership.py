@@ -33,7 +33,12 @@ from twisted.logger import Logger
 
 from mxref.client.serialise import strip_state_event
 from mxref.errors import AuthError, InvalidEventFormat, MatrixError, SignatureError
-from mxref.events.authrules import auth_types_for_event, check_auth, get_power_level_value, get_user_power_level
+from mxref.events.authrules import (
+    auth_types_for_event,
+    check_auth,
+    get_power_level_value,
+    get_user_power_level,
+)
 from mxref.events.builder import build_event, select_prev_events
 from mxref.events.hashing import compute_event_id, compute_reference_hash, encode_unpadded_base64
 from mxref.events.redaction import redact
@@ -105,8 +110,21 @@ class ResidentMembership:
 
     log = Logger()
 
-    def __init__(self, events, rooms, accounts, creator, pdu_receiver, room_reads, acl_checker, notifier,
-                 server_name, signing_key, clock, forward_event=None):
+    def __init__(
+        self,
+        events,
+        rooms,
+        accounts,
+        creator,
+        pdu_receiver,
+        room_reads,
+        acl_checker,
+        notifier,
+        server_name,
+        signing_key,
+        clock,
+        forward_event=None,
+    ):
         self._events = events
         self._rooms = rooms
         self._accounts = accounts
@@ -153,16 +171,26 @@ class ResidentMembership:
             raise MatrixError(403, "M_FORBIDDEN", f"User {user_id} does not belong to {origin}")
         if supported_versions is not None and version.identifier not in supported_versions:
             raise MatrixError(
-                400, "M_INCOMPATIBLE_ROOM_VERSION",
+                400,
+                "M_INCOMPATIBLE_ROOM_VERSION",
                 f"Room version {version.identifier} is not among those offered",
                 room_version=version.identifier,
             )
         if membership == "knock" and not version.knock_join_rule:
-            raise MatrixError(400, "M_INCOMPATIBLE_ROOM_VERSION", "This room version does not support knocking",
-                              room_version=version.identifier)
+            raise MatrixError(
+                400,
+                "M_INCOMPATIBLE_ROOM_VERSION",
+                "This room version does not support knocking",
+                room_version=version.identifier,
+            )
         content = {"membership": membership}
-        proto = {"type": "m.room.member", "sender": user_id, "state_key": user_id, "content": content,
-                 "room_id": room_id}
+        proto = {
+            "type": "m.room.member",
+            "sender": user_id,
+            "state_key": user_id,
+            "content": content,
+            "room_id": room_id,
+        }
         keys = set(auth_types_for_event(proto, version)) | {CREATE_KEY, POWER_LEVELS_KEY}
         if membership == "join":
             authoriser = yield self._restricted_join_authoriser(version, room_id, user_id)
@@ -173,16 +201,28 @@ class ResidentMembership:
         auth_state = {key: with_event_id(stored) for key, stored in state.items()}
         prev_events = yield self._prev_events(version, room_id)
         built = build_event(
-            room_version=version, room_id=room_id, sender=user_id, event_type="m.room.member",
-            content=content, state_key=user_id, prev_events=prev_events, current_state=auth_state,
-            origin_server_ts=self._now_ms(), server_name=self._server_name, signing_key=self._signing_key,
+            room_version=version,
+            room_id=room_id,
+            sender=user_id,
+            event_type="m.room.member",
+            content=content,
+            state_key=user_id,
+            prev_events=prev_events,
+            current_state=auth_state,
+            origin_server_ts=self._now_ms(),
+            server_name=self._server_name,
+            signing_key=self._signing_key,
         )
         # Signed by us only to try it against the rules (the authorising server's signature
         # counts for restricted joins); the template goes out unsigned and unhashed.
         try:
-            check_auth(dict(built, event_id=compute_event_id(built, version)), auth_state.values(), version)
+            check_auth(
+                dict(built, event_id=compute_event_id(built, version)), auth_state.values(), version
+            )
         except AuthError as e:
-            raise MatrixError(403, "M_FORBIDDEN", f"{user_id} may not {membership}: {e.reason}") from None
+            raise MatrixError(
+                403, "M_FORBIDDEN", f"{user_id} may not {membership}: {e.reason}"
+            ) from None
         template = {k: v for k, v in built.items() if k not in ("hashes", "signatures", "event_id")}
         template["origin"] = self._server_name
         return {"room_version": version.identifier, "event": template}
@@ -195,7 +235,11 @@ class ResidentMembership:
             return chosen
         stored = yield self._events.get_events([e for e, _ in chosen], allow_rejected=True)
         return [
-            (e, depth, {"sha256": encode_unpadded_base64(compute_reference_hash(stored[e].pdu, version))})
+            (
+                e,
+                depth,
+                {"sha256": encode_unpadded_base64(compute_reference_hash(stored[e].pdu, version))},
+            )
             for e, depth in chosen
         ]
 
@@ -206,20 +250,27 @@ class ResidentMembership:
         if not version.restricted_join_rule:
             return None
         state = yield self._events.get_current_state(
-            room_id, types=[JOIN_RULES_KEY, POWER_LEVELS_KEY, CREATE_KEY, ("m.room.member", user_id)]
+            room_id,
+            types=[JOIN_RULES_KEY, POWER_LEVELS_KEY, CREATE_KEY, ("m.room.member", user_id)],
         )
         join_rules = state.get(JOIN_RULES_KEY)
         content = join_rules.pdu.get("content", {}) if join_rules else {}
         rule = content.get("join_rule")
-        restricted = ("restricted", "knock_restricted") if version.knock_restricted_join_rule else ("restricted",)
+        restricted = (
+            ("restricted", "knock_restricted")
+            if version.knock_restricted_join_rule
+            else ("restricted",)
+        )
         if rule not in restricted:
             return None
         own = state.get(("m.room.member", user_id))
         if own is not None and own.membership in ("join", "invite"):
             return None
         allowed_rooms = [
-            entry.get("room_id") for entry in content.get("allow", []) or []
-            if isinstance(entry, dict) and entry.get("type") == "m.room_membership"
+            entry.get("room_id")
+            for entry in content.get("allow", []) or []
+            if isinstance(entry, dict)
+            and entry.get("type") == "m.room_membership"
             and isinstance(entry.get("room_id"), str)
         ]
         resident_in = []
@@ -228,8 +279,11 @@ class ResidentMembership:
             if self._server_name in hosts:
                 resident_in.append(allowed)
         if not resident_in:
-            raise MatrixError(400, "M_UNABLE_TO_AUTHORISE_JOIN",
-                              "This server is in none of the rooms that allow joining")
+            raise MatrixError(
+                400,
+                "M_UNABLE_TO_AUTHORISE_JOIN",
+                "This server is in none of the rooms that allow joining",
+            )
         satisfied = False
         for allowed in resident_in:
             members = yield self._rooms.get_members(allowed, membership="join")
@@ -237,16 +291,22 @@ class ResidentMembership:
                 satisfied = True
                 break
         if not satisfied:
-            raise MatrixError(403, "M_FORBIDDEN", f"{user_id} is in none of the rooms that allow joining")
+            raise MatrixError(
+                403, "M_FORBIDDEN", f"{user_id} is in none of the rooms that allow joining"
+            )
         auth_state = {key: with_event_id(stored) for key, stored in state.items()}
         power_content = auth_state.get(POWER_LEVELS_KEY, {}).get("content", {})
         invite_level = get_power_level_value(power_content, "invite", 0, version)
         members = yield self._rooms.get_members(room_id, membership="join")
         for member_id in sorted(members):
-            if _server_of(member_id) == self._server_name and \
-                    get_user_power_level(member_id, auth_state, version) >= invite_level:
+            if (
+                _server_of(member_id) == self._server_name
+                and get_user_power_level(member_id, auth_state, version) >= invite_level
+            ):
                 return member_id
-        raise MatrixError(400, "M_UNABLE_TO_GRANT_JOIN", "No user of this server can authorise the join")
+        raise MatrixError(
+            400, "M_UNABLE_TO_GRANT_JOIN", "No user of this server can authorise the join"
+        )
 
     # -- send_* ---------------------------------------------------------------------------------
 
@@ -255,9 +315,14 @@ class ResidentMembership:
         if not isinstance(pdu, dict):
             raise MatrixError(400, "M_BAD_JSON", "The body must be the membership event")
         content = pdu.get("content")
-        if pdu.get("type") != "m.room.member" or not isinstance(content, dict) \
-                or content.get("membership") != membership:
-            raise MatrixError(400, "M_INVALID_PARAM", f"Not an m.room.member event with membership {membership}")
+        if (
+            pdu.get("type") != "m.room.member"
+            or not isinstance(content, dict)
+            or content.get("membership") != membership
+        ):
+            raise MatrixError(
+                400, "M_INVALID_PARAM", f"Not an m.room.member event with membership {membership}"
+            )
         if pdu.get("state_key") != pdu.get("sender"):
             raise MatrixError(400, "M_INVALID_PARAM", "state_key must be the sender")
         if _server_of(pdu.get("sender")) != origin:
@@ -269,7 +334,9 @@ class ResidentMembership:
         except InvalidEventFormat as e:
             raise MatrixError(400, "M_BAD_JSON", e.msg) from None
         if computed != event_id:
-            raise MatrixError(400, "M_INVALID_PARAM", f"The event's ID is {computed}, not {event_id}")
+            raise MatrixError(
+                400, "M_INVALID_PARAM", f"The event's ID is {computed}, not {event_id}"
+            )
 
     @defer.inlineCallbacks
     def _accept_membership(self, origin, room_id, event_id, pdu, membership):
@@ -284,7 +351,9 @@ class ResidentMembership:
         authoriser = pdu["content"].get("join_authorised_via_users_server")
         if membership == "join" and version.restricted_join_rule and isinstance(authoriser, str):
             if _server_of(authoriser) != self._server_name:
-                raise MatrixError(400, "M_INVALID_PARAM", "join_authorised_via_users_server is not a user of ours")
+                raise MatrixError(
+                    400, "M_INVALID_PARAM", "join_authorised_via_users_server is not a user of ours"
+                )
             expected = yield self._restricted_join_authoriser(version, room_id, pdu["sender"])
             if expected is not None:
                 pdu = add_signature(pdu, version, self._server_name, self._signing_key)
@@ -292,10 +361,16 @@ class ResidentMembership:
         try:
             yield self._pdus.verify_pdu(pdu, version)
         except (InvalidEventFormat, SignatureError) as e:
-            raise MatrixError(400 if isinstance(e, InvalidEventFormat) else 403, e.errcode, e.msg) from None
+            raise MatrixError(
+                400 if isinstance(e, InvalidEventFormat) else 403, e.errcode, e.msg
+            ) from None
         outcome = yield self._pdus.receive_pdu(origin, pdu)
         if outcome.status != ACCEPTED:
-            raise MatrixError(403, "M_FORBIDDEN", f"The {membership} was not accepted: {outcome.reason or outcome.status}")
+            raise MatrixError(
+                403,
+                "M_FORBIDDEN",
+                f"The {membership} was not accepted: {outcome.reason or outcome.status}",
+            )
         if self._forward_event is not None:
             # The joining server only talks to us: the other servers hear of it from us.
             try:
@@ -312,7 +387,9 @@ class ResidentMembership:
             servers_in_room, event?}``.
         """
         hosts_before = yield self._rooms.get_joined_hosts(room_id)
-        version, accepted, signed_by_us = yield self._accept_membership(origin, room_id, event_id, pdu, "join")
+        version, accepted, signed_by_us = yield self._accept_membership(
+            origin, room_id, event_id, pdu, "join"
+        )
         stored = yield self._events.get_event(event_id)
         state = yield self._reads.state_ids_before(room_id, stored)
         if omit_members:
@@ -323,19 +400,25 @@ class ResidentMembership:
         create_id = create_event_id_of(room_id, version)
         if create_id:
             roots.add(create_id)
-        chain_ids = set((yield self._events.get_auth_chain_ids(sorted(roots)))) | set(stored.auth_event_ids)
+        chain_ids = set((yield self._events.get_auth_chain_ids(sorted(roots)))) | set(
+            stored.auth_event_ids
+        )
         if create_id:
             chain_ids.add(create_id)
         if omit_members:
             # "any events that are returned in state may be omitted from auth_chain"
             chain_ids -= set(state_ids)
-        found = yield self._events.get_events(sorted(set(state_ids) | chain_ids), allow_rejected=True)
+        found = yield self._events.get_events(
+            sorted(set(state_ids) | chain_ids), allow_rejected=True
+        )
         response = {
             "origin": self._server_name,
             "state": [wire_pdu(found[i].pdu, version) for i in state_ids if i in found],
             "auth_chain": [
                 wire_pdu(e.pdu, version)
-                for e in sorted((found[i] for i in chain_ids if i in found), key=lambda e: (e.depth, e.event_id))
+                for e in sorted(
+                    (found[i] for i in chain_ids if i in found), key=lambda e: (e.depth, e.event_id)
+                )
             ],
             "members_omitted": bool(omit_members),
             "servers_in_room": sorted(hosts_before),
@@ -350,11 +433,21 @@ class ResidentMembership:
         has neither a name nor a canonical alias (as clients then name it after them)."""
         if NAME_KEY in state or CANONICAL_ALIAS_KEY in state:
             return set()
-        member_ids = {key[1]: i for key, i in state.items() if key[0] == "m.room.member" and key[1] != joiner}
+        member_ids = {
+            key[1]: i for key, i in state.items() if key[0] == "m.room.member" and key[1] != joiner
+        }
         stored = yield self._events.get_events(list(member_ids.values()))
-        current = sorted(u for u, i in member_ids.items() if i in stored and stored[i].membership in ("join", "invite"))
+        current = sorted(
+            u
+            for u, i in member_ids.items()
+            if i in stored and stored[i].membership in ("join", "invite")
+        )
         if not current:
-            current = sorted(u for u, i in member_ids.items() if i in stored and stored[i].membership in ("leave", "ban"))
+            current = sorted(
+                u
+                for u, i in member_ids.items()
+                if i in stored and stored[i].membership in ("leave", "ban")
+            )
         return {("m.room.member", u) for u in current[:MAX_HEROES]}
 
     @defer.inlineCallbacks
@@ -372,7 +465,9 @@ class ResidentMembership:
 
         :returns: Deferred firing with ``{knock_room_state}`` (full PDUs, ``m.room.create`` first).
         """
-        version, _pdu, _signed = yield self._accept_membership(origin, room_id, event_id, pdu, "knock")
+        version, _pdu, _signed = yield self._accept_membership(
+            origin, room_id, event_id, pdu, "knock"
+        )
         state = yield self._creator.stripped_state_events(room_id)
         return {"knock_room_state": [wire_pdu(e, version) for e in state]}
 
@@ -391,21 +486,30 @@ class ResidentMembership:
         try:
             version = get_room_version(room_version)
         except UnsupportedRoomVersion:
-            raise MatrixError(400, "M_INCOMPATIBLE_ROOM_VERSION", f"Room version {room_version!r} is not supported",
-                              room_version=room_version) from None
+            raise MatrixError(
+                400,
+                "M_INCOMPATIBLE_ROOM_VERSION",
+                f"Room version {room_version!r} is not supported",
+                room_version=room_version,
+            ) from None
         if not isinstance(pdu, dict):
             raise MatrixError(400, "M_BAD_JSON", "event must be an object")
         received_unsigned = pdu.get("unsigned")
         pdu = wire_pdu(pdu, version)
         content = pdu.get("content")
-        if pdu.get("type") != "m.room.member" or not isinstance(content, dict) \
-                or content.get("membership") != "invite":
+        if (
+            pdu.get("type") != "m.room.member"
+            or not isinstance(content, dict)
+            or content.get("membership") != "invite"
+        ):
             raise MatrixError(400, "M_INVALID_PARAM", "Not an m.room.member invite")
         if _server_of(pdu.get("sender")) != origin:
             raise MatrixError(403, "M_FORBIDDEN", f"The sender does not belong to {origin}")
         invitee = pdu.get("state_key")
         if not isinstance(invitee, str) or _server_of(invitee) != self._server_name:
-            raise MatrixError(400, "M_INVALID_PARAM", "The invited user does not belong to this server")
+            raise MatrixError(
+                400, "M_INVALID_PARAM", "The invited user does not belong to this server"
+            )
         if pdu.get("room_id") != room_id:
             raise MatrixError(400, "M_INVALID_PARAM", "The event is for another room")
         user = yield self._accounts.get_user(invitee)
@@ -415,9 +519,13 @@ class ResidentMembership:
         try:
             computed, checked = yield self._pdus.verify_pdu(pdu, version)
         except (InvalidEventFormat, SignatureError) as e:
-            raise MatrixError(400 if isinstance(e, InvalidEventFormat) else 403, e.errcode, e.msg) from None
+            raise MatrixError(
+                400 if isinstance(e, InvalidEventFormat) else 403, e.errcode, e.msg
+            ) from None
         if computed != event_id:
-            raise MatrixError(400, "M_INVALID_PARAM", f"The event's ID is {computed}, not {event_id}")
+            raise MatrixError(
+                400, "M_INVALID_PARAM", f"The event's ID is {computed}, not {event_id}"
+            )
         known_version = yield self._rooms.get_room_version(room_id)
         if known_version is not None:
             yield self._acl.check_allowed(room_id, origin)
@@ -434,7 +542,9 @@ class ResidentMembership:
             orderings = yield self._events.persist_events(PersistBatch(events=[record]))
             position = orderings.get(event_id)
             if position is not None:
-                self._notifier.notify(ROOM_EVENTS_STREAM, position, room_ids=[room_id], user_ids=[invitee])
+                self._notifier.notify(
+                    ROOM_EVENTS_STREAM, position, room_ids=[room_id], user_ids=[invitee]
+                )
         # "The event with the invited server's signature added. All other fields of the events
         # should remain untouched."
         if isinstance(received_unsigned, dict):
@@ -450,17 +560,26 @@ def _stripped_invite_state(invite_room_state, room_id, version):
     if not isinstance(invite_room_state, list):
         raise MatrixError(400, "M_BAD_JSON", "invite_room_state must be an array")
     entries = [
-        e for e in invite_room_state
-        if isinstance(e, dict) and isinstance(e.get("type"), str) and isinstance(e.get("sender"), str)
+        e
+        for e in invite_room_state
+        if isinstance(e, dict)
+        and isinstance(e.get("type"), str)
+        and isinstance(e.get("sender"), str)
     ]
     creates = [e for e in entries if e.get("type") == "m.room.create"]
     if version.room_id_from_create_event:
         if not creates:
-            raise MatrixError(400, "M_MISSING_PARAM", "invite_room_state must include the m.room.create event")
+            raise MatrixError(
+                400, "M_MISSING_PARAM", "invite_room_state must include the m.room.create event"
+            )
         try:
             create_id = compute_event_id(wire_pdu(creates[0], version), version)
         except (InvalidEventFormat, ValueError):
-            raise MatrixError(400, "M_INVALID_PARAM", "invite_room_state holds a malformed m.room.create") from None
+            raise MatrixError(
+                400, "M_INVALID_PARAM", "invite_room_state holds a malformed m.room.create"
+            ) from None
         if "!" + create_id[1:] != room_id:
-            raise MatrixError(400, "M_INVALID_PARAM", "invite_room_state's m.room.create is for another room")
+            raise MatrixError(
+                400, "M_INVALID_PARAM", "invite_room_state's m.room.create is for another room"
+            )
     return [strip_state_event(e) for e in entries]

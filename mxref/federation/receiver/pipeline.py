@@ -79,7 +79,9 @@ def reference_ids(references):
     or plain IDs). Not a Deferred."""
     ids = []
     for reference in references or ():
-        ids.append(reference[0] if isinstance(reference, (list, tuple)) and reference else reference)
+        ids.append(
+            reference[0] if isinstance(reference, (list, tuple)) and reference else reference
+        )
     return [i for i in ids if isinstance(i, str)]
 
 
@@ -223,7 +225,9 @@ class PduReceiver:
                 continue
             verified[event_id] = pdu
         have = yield self._events.have_events(list(verified))
-        result = yield self._persist_outliers(version, room_id, {k: v for k, v in verified.items() if k not in have})
+        result = yield self._persist_outliers(
+            version, room_id, {k: v for k, v in verified.items() if k not in have}
+        )
         return result
 
     # -- the pipeline ---------------------------------------------------------------------------
@@ -252,7 +256,9 @@ class PduReceiver:
             return PduOutcome(None, DROPPED, e.msg)
         if room_id_of_pdu(checked, version) != room_id:
             return PduOutcome(event_id, DROPPED, "the PDU's room_id does not match")
-        outcome = yield self._process_checked(origin, version, room_id, event_id, checked, fetch_missing)
+        outcome = yield self._process_checked(
+            origin, version, room_id, event_id, checked, fetch_missing
+        )
         return outcome
 
     @defer.inlineCallbacks
@@ -262,7 +268,9 @@ class PduReceiver:
         if existing is not None and not existing.outlier:
             return _outcome_of_stored(existing)
         try:
-            state_before = yield self._state_before(origin, version, room_id, event_id, pdu, fetch_missing)
+            state_before = yield self._state_before(
+                origin, version, room_id, event_id, pdu, fetch_missing
+            )
         except _Dropped as e:
             return PduOutcome(event_id, DROPPED, str(e))
         yield self._fetch_missing_auth_events(origin, version, room_id, event_id, pdu)
@@ -281,7 +289,9 @@ class PduReceiver:
             except AuthError as e:
                 rejected_reason = f"not allowed by the state before it: {e.msg}"
         if rejected_reason is None:
-            current_ids = yield self._events.get_current_state_ids(room_id, types=_auth_state_keys(event, version))
+            current_ids = yield self._events.get_current_state_ids(
+                room_id, types=_auth_state_keys(event, version)
+            )
             try:
                 yield self._check_against_state(version, event, current_ids)
             except AuthError as e:
@@ -294,11 +304,21 @@ class PduReceiver:
                 soft_failed = True
 
         yield self._persister.persist_event(
-            version, room_id, event_id, pdu, state_before, rejected_reason=rejected_reason, soft_failed=soft_failed
+            version,
+            room_id,
+            event_id,
+            pdu,
+            state_before,
+            rejected_reason=rejected_reason,
+            soft_failed=soft_failed,
         )
         if rejected_reason is not None:
-            self.log.info("rejected {event_id} from {origin}: {reason}", event_id=event_id, origin=origin,
-                          reason=rejected_reason)
+            self.log.info(
+                "rejected {event_id} from {origin}: {reason}",
+                event_id=event_id,
+                origin=origin,
+                reason=rejected_reason,
+            )
             return PduOutcome(event_id, REJECTED, rejected_reason)
         return PduOutcome(event_id, SOFT_FAILED if soft_failed else ACCEPTED)
 
@@ -338,7 +358,9 @@ class PduReceiver:
             return
         ids = [state_ids[k] for k in _auth_state_keys(event, version) if k in state_ids]
         stored = yield self._events.get_events(ids, allow_rejected=True)
-        check_auth(event, [with_event_id(e) for e in stored.values() if not e.rejected_reason], version)
+        check_auth(
+            event, [with_event_id(e) for e in stored.values() if not e.rejected_reason], version
+        )
 
     # -- the state before an event ----------------------------------------------------------------
 
@@ -367,8 +389,12 @@ class PduReceiver:
         if not missing:
             state = yield self._state_reader.state_after_events(version, room_id, prev_ids)
             return state
-        self.log.info("gap before {event_id}: {count} prev events unknown; asking {origin} for the state",
-                      event_id=event_id, count=len(missing), origin=origin)
+        self.log.info(
+            "gap before {event_id}: {count} prev events unknown; asking {origin} for the state",
+            event_id=event_id,
+            count=len(missing),
+            origin=origin,
+        )
         remote_state = yield self._fetch_state_at(origin, version, room_id, event_id)
         known = [p for p in prev_ids if p not in missing]
         maps = [remote_state]
@@ -390,7 +416,9 @@ class PduReceiver:
                 origin, room_id, earliest, [event_id], self._missing_events_limit, min_depth
             )
         except MatrixError as e:
-            self.log.info("get_missing_events from {origin} failed: {error}", origin=origin, error=e)
+            self.log.info(
+                "get_missing_events from {origin} failed: {error}", origin=origin, error=e
+            )
             return
         fetched = response.get("events") if isinstance(response, dict) else None
         candidates = []
@@ -398,13 +426,19 @@ class PduReceiver:
             try:
                 fetched_id, pdu = yield self.verify_pdu(raw, version)
             except (InvalidEventFormat, SignatureError) as e:
-                self.log.info("skipped a missing event from {origin}: {error}", origin=origin, error=e.msg)
+                self.log.info(
+                    "skipped a missing event from {origin}: {error}", origin=origin, error=e.msg
+                )
                 continue
             if fetched_id != event_id and room_id_of_pdu(pdu, version) == room_id:
                 candidates.append((pdu.get("depth", 0), fetched_id, pdu))
         for _depth, fetched_id, pdu in sorted(candidates, key=lambda c: (c[0], c[1])):
-            outcome = yield self._process_checked(origin, version, room_id, fetched_id, pdu, fetch_missing=False)
-            self.log.debug("missing event {event_id}: {status}", event_id=fetched_id, status=outcome.status)
+            outcome = yield self._process_checked(
+                origin, version, room_id, fetched_id, pdu, fetch_missing=False
+            )
+            self.log.debug(
+                "missing event {event_id}: {status}", event_id=fetched_id, status=outcome.status
+            )
 
     @defer.inlineCallbacks
     def _fetch_state_at(self, origin, version, room_id, event_id):
@@ -417,7 +451,9 @@ class PduReceiver:
         try:
             response = yield self._client.get_state_ids(origin, room_id, event_id)
         except MatrixError as e:
-            raise _Dropped(f"could not fetch the state at the event from {origin}: {e.msg}") from None
+            raise _Dropped(
+                f"could not fetch the state at the event from {origin}: {e.msg}"
+            ) from None
         pdu_ids = response.get("pdu_ids") if isinstance(response, dict) else None
         chain_ids = response.get("auth_chain_ids") if isinstance(response, dict) else None
         if not isinstance(pdu_ids, list) or not isinstance(chain_ids, list):
@@ -466,8 +502,12 @@ class PduReceiver:
             try:
                 response = yield self._client.get_event(origin, wanted_id)
             except MatrixError as e:
-                self.log.info("could not fetch {event_id} from {origin}: {error}", event_id=wanted_id,
-                              origin=origin, error=e)
+                self.log.info(
+                    "could not fetch {event_id} from {origin}: {error}",
+                    event_id=wanted_id,
+                    origin=origin,
+                    error=e,
+                )
                 continue
             pdus = response.get("pdus") if isinstance(response, dict) else None
             if isinstance(pdus, list) and pdus and isinstance(pdus[0], dict):
@@ -517,7 +557,11 @@ class PduReceiver:
             results[event_id] = reason
             records.append(
                 EventToPersist.from_pdu(
-                    event_id, pdu, room_id=room_id, outlier=True, rejected_reason=reason,
+                    event_id,
+                    pdu,
+                    room_id=room_id,
+                    outlier=True,
+                    rejected_reason=reason,
                     redacts=redacts_of(pdu, version),
                 )
             )
@@ -556,10 +600,12 @@ def _auth_order(pdus):
     placed = set()
     while remaining:
         ready = [
-            i for i, pdu in remaining.items()
+            i
+            for i, pdu in remaining.items()
             if all(
                 r in placed or r not in remaining
-                for r in reference_ids(pdu.get("auth_events")) + reference_ids(pdu.get("prev_events"))
+                for r in reference_ids(pdu.get("auth_events"))
+                + reference_ids(pdu.get("prev_events"))
             )
         ]
         if not ready:  # a cycle, which valid events cannot form: fall back to depth order

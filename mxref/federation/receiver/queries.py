@@ -88,7 +88,9 @@ class FederationQueries:
         """
         if not self._allow_public_rooms:
             raise MatrixError(403, "M_FORBIDDEN", "This server does not share its room directory")
-        response = yield defer.ensureDeferred(_as_awaitable(self._public_rooms(limit, since, search, room_types)))
+        response = yield defer.ensureDeferred(
+            _as_awaitable(self._public_rooms(limit, since, search, room_types))
+        )
         return response
 
 

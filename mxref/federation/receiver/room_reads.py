@@ -53,7 +53,9 @@ class FederationRoomReads:
     :param clock: an ``IReactorTime``.
     """
 
-    def __init__(self, events, state, rooms, state_reader, visibility, acl_checker, server_name, clock):
+    def __init__(
+        self, events, state, rooms, state_reader, visibility, acl_checker, server_name, clock
+    ):
         self._events = events
         self._state = state
         self._rooms = rooms
@@ -104,7 +106,9 @@ class FederationRoomReads:
         pdus = []
         for stored in events:
             if stored.room_id not in versions:
-                versions[stored.room_id] = get_room_version((yield self._rooms.get_room_version(stored.room_id)))
+                versions[stored.room_id] = get_room_version(
+                    (yield self._rooms.get_room_version(stored.room_id))
+                )
             version = versions[stored.room_id]
             visible = yield self._visible_to_server(origin, stored)
             pdu = stored.pdu
@@ -128,7 +132,9 @@ class FederationRoomReads:
                 visibility = hv.pdu.get("content", {}).get("history_visibility", "shared")
         if visibility in ("world_readable", "shared"):
             return True
-        ours = [i for (t, key), i in ids.items() if t == "m.room.member" and _server_of(key) == origin]
+        ours = [
+            i for (t, key), i in ids.items() if t == "m.room.member" and _server_of(key) == origin
+        ]
         members = yield self._events.get_events(ours)
         allowed = {"join", "invite"} if visibility == "invited" else {"join"}
         return any(m.membership in allowed for m in members.values())
@@ -223,7 +229,9 @@ class FederationRoomReads:
         chain_ids = yield self.auth_chain_ids(room_id, version, [event_id])
         chain_ids.discard(event_id)
         stored = yield self._events.get_events(sorted(chain_ids))
-        pdus = yield self.pdus_for_server(origin, sorted(stored.values(), key=lambda e: (e.depth, e.event_id)))
+        pdus = yield self.pdus_for_server(
+            origin, sorted(stored.values(), key=lambda e: (e.depth, e.event_id))
+        )
         return {"auth_chain": pdus}
 
     @defer.inlineCallbacks
@@ -251,13 +259,16 @@ class FederationRoomReads:
         """
         yield self.check_server_in_room(room_id, origin)
         limit = max(0, min(limit, MAX_EVENTS_PER_REQUEST))
-        ids = yield self._events.get_missing_events(room_id, list(earliest_events), list(latest_events), limit,
-                                                    min_depth)
+        ids = yield self._events.get_missing_events(
+            room_id, list(earliest_events), list(latest_events), limit, min_depth
+        )
         stored = yield self._events.get_events(ids)
         latest = yield self._events.get_events(list(latest_events))
         cited = set()
         for event in list(stored.values()) + list(latest.values()):
             cited.update(reference_ids(event.pdu.get("prev_events")))
-        chosen = [stored[i] for i in ids if i in stored and (not stored[i].soft_failed or i in cited)]
+        chosen = [
+            stored[i] for i in ids if i in stored and (not stored[i].soft_failed or i in cited)
+        ]
         pdus = yield self.pdus_for_server(origin, chosen)
         return {"events": pdus}

@@ -47,8 +47,16 @@ class TransactionReceiver:
 
     log = Logger()
 
-    def __init__(self, federation_store, rooms, pdu_receiver, edu_router, clock,
-                 processing_timeout=DEFAULT_PROCESSING_TIMEOUT, origin_seen=None):
+    def __init__(
+        self,
+        federation_store,
+        rooms,
+        pdu_receiver,
+        edu_router,
+        clock,
+        processing_timeout=DEFAULT_PROCESSING_TIMEOUT,
+        origin_seen=None,
+    ):
         self._store = federation_store
         self._rooms = rooms
         self._pdus = pdu_receiver
@@ -100,7 +108,9 @@ class TransactionReceiver:
     async def _process(self, origin, txn_id, pdus, edus):
         previous = await self._store.get_received_txn(origin, txn_id)
         if previous is not None:
-            self.log.debug("repeated transaction {txn_id} from {origin}", txn_id=txn_id, origin=origin)
+            self.log.debug(
+                "repeated transaction {txn_id} from {origin}", txn_id=txn_id, origin=origin
+            )
             return previous.response_code, previous.response
 
         results = {}
@@ -113,14 +123,18 @@ class TransactionReceiver:
             room_id = pdu.get("room_id") if isinstance(pdu, dict) else None
             by_room.setdefault(room_id, []).append((event_id, pdu))
 
-        rooms_done = [defer.ensureDeferred(self._process_room(origin, entries, results))
-                      for entries in by_room.values()]
+        rooms_done = [
+            defer.ensureDeferred(self._process_room(origin, entries, results))
+            for entries in by_room.values()
+        ]
         edus_done = defer.ensureDeferred(self._route_edus(origin, edus))
         everything = defer.DeferredList(rooms_done + [edus_done], consumeErrors=True)
         await self._wait_at_most(everything, self._processing_timeout)
 
         response = {"pdus": {event_id: dict(result) for event_id, result in results.items()}}
-        await self._store.set_received_txn(origin, txn_id, 200, response, int(self._clock.seconds() * 1000))
+        await self._store.set_received_txn(
+            origin, txn_id, 200, response, int(self._clock.seconds() * 1000)
+        )
         return 200, response
 
     async def _process_room(self, origin, entries, results):
@@ -128,7 +142,9 @@ class TransactionReceiver:
             try:
                 outcome = await self._pdus.receive_pdu(origin, pdu)
             except Exception as e:
-                self.log.failure("processing {event_id} from {origin} failed", event_id=event_id, origin=origin)
+                self.log.failure(
+                    "processing {event_id} from {origin} failed", event_id=event_id, origin=origin
+                )
                 results[event_id] = {"error": f"internal error: {type(e).__name__}"}
                 continue
             results[event_id] = outcome.transaction_result()
@@ -159,10 +175,14 @@ class TransactionReceiver:
         if not isinstance(pdu, dict):
             return None
         room_id = pdu.get("room_id")
-        version_id = await self._rooms.get_room_version(room_id) if isinstance(room_id, str) else None
+        version_id = (
+            await self._rooms.get_room_version(room_id) if isinstance(room_id, str) else None
+        )
         if version_id is not None:
             try:
-                return compute_event_id({k: v for k, v in pdu.items() if k != "unsigned"}, get_room_version(version_id))
+                return compute_event_id(
+                    {k: v for k, v in pdu.items() if k != "unsigned"}, get_room_version(version_id)
+                )
             except (UnsupportedRoomVersion, MatrixError, ValueError, TypeError):
                 pass
         event_id = pdu.get("event_id")
@@ -182,7 +202,11 @@ def _parse_transaction(body):
     if not isinstance(edus, list):
         raise MatrixError(400, "M_BAD_JSON", "'edus' must be an array")
     if len(pdus) > MAX_PDUS_PER_TRANSACTION:
-        raise MatrixError(400, "M_BAD_JSON", f"A transaction holds at most {MAX_PDUS_PER_TRANSACTION} PDUs")
+        raise MatrixError(
+            400, "M_BAD_JSON", f"A transaction holds at most {MAX_PDUS_PER_TRANSACTION} PDUs"
+        )
     if len(edus) > MAX_EDUS_PER_TRANSACTION:
-        raise MatrixError(400, "M_BAD_JSON", f"A transaction holds at most {MAX_EDUS_PER_TRANSACTION} EDUs")
+        raise MatrixError(
+            400, "M_BAD_JSON", f"A transaction holds at most {MAX_EDUS_PER_TRANSACTION} EDUs"
+        )
     return pdus, edus

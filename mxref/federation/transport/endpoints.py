@@ -55,7 +55,9 @@ class TransactionEndpoints:
 
     def register_routes(self, resource) -> None:
         """Add the endpoints to a :class:`~mxref.http.resource.JsonResource`."""
-        resource.register("PUT", f"{V1}/send/{{txnId}}", authenticated(self._authenticator, self.put_send))
+        resource.register(
+            "PUT", f"{V1}/send/{{txnId}}", authenticated(self._authenticator, self.put_send)
+        )
 
     def put_send(self, request, origin, txn_id):
         """Process a transaction of PDUs and EDUs."""
@@ -78,11 +80,21 @@ class RoomReadEndpoints:
         auth = self._authenticator
         resource.register("GET", f"{V1}/event/{{eventId}}", authenticated(auth, self.get_event))
         resource.register("GET", f"{V1}/state/{{roomId}}", authenticated(auth, self.get_state))
-        resource.register("GET", f"{V1}/state_ids/{{roomId}}", authenticated(auth, self.get_state_ids))
-        resource.register("GET", f"{V1}/event_auth/{{roomId}}/{{eventId}}", authenticated(auth, self.get_event_auth))
-        resource.register("GET", f"{V1}/backfill/{{roomId}}", authenticated(auth, self.get_backfill))
         resource.register(
-            "POST", f"{V1}/get_missing_events/{{roomId}}", authenticated(auth, self.post_get_missing_events)
+            "GET", f"{V1}/state_ids/{{roomId}}", authenticated(auth, self.get_state_ids)
+        )
+        resource.register(
+            "GET",
+            f"{V1}/event_auth/{{roomId}}/{{eventId}}",
+            authenticated(auth, self.get_event_auth),
+        )
+        resource.register(
+            "GET", f"{V1}/backfill/{{roomId}}", authenticated(auth, self.get_backfill)
+        )
+        resource.register(
+            "POST",
+            f"{V1}/get_missing_events/{{roomId}}",
+            authenticated(auth, self.post_get_missing_events),
         )
 
     async def get_event(self, request, origin, event_id):
@@ -118,7 +130,9 @@ class RoomReadEndpoints:
         latest = _string_list(body, "latest_events")
         limit = _integer(body, "limit", 10)
         min_depth = _integer(body, "min_depth", 0)
-        return 200, await self._reads.get_missing_events(origin, room_id, earliest, latest, limit, min_depth)
+        return 200, await self._reads.get_missing_events(
+            origin, room_id, earliest, latest, limit, min_depth
+        )
 
 
 class MembershipEndpoints:
@@ -136,25 +150,53 @@ class MembershipEndpoints:
     def register_routes(self, resource) -> None:
         """Add the endpoints to a :class:`~mxref.http.resource.JsonResource`."""
         auth = self._authenticator
-        resource.register("GET", f"{V1}/make_join/{{roomId}}/{{userId}}", authenticated(auth, self.get_make_join))
-        resource.register("PUT", f"{V2}/send_join/{{roomId}}/{{eventId}}", authenticated(auth, self.put_send_join))
-        resource.register("GET", f"{V1}/make_leave/{{roomId}}/{{userId}}", authenticated(auth, self.get_make_leave))
-        resource.register("PUT", f"{V2}/send_leave/{{roomId}}/{{eventId}}", authenticated(auth, self.put_send_leave))
-        resource.register("GET", f"{V1}/make_knock/{{roomId}}/{{userId}}", authenticated(auth, self.get_make_knock))
-        resource.register("PUT", f"{V1}/send_knock/{{roomId}}/{{eventId}}", authenticated(auth, self.put_send_knock))
-        resource.register("PUT", f"{V2}/invite/{{roomId}}/{{eventId}}", authenticated(auth, self.put_invite_v2))
-        resource.register("PUT", f"{V1}/invite/{{roomId}}/{{eventId}}", authenticated(auth, self.put_invite_v1))
+        resource.register(
+            "GET", f"{V1}/make_join/{{roomId}}/{{userId}}", authenticated(auth, self.get_make_join)
+        )
+        resource.register(
+            "PUT", f"{V2}/send_join/{{roomId}}/{{eventId}}", authenticated(auth, self.put_send_join)
+        )
+        resource.register(
+            "GET",
+            f"{V1}/make_leave/{{roomId}}/{{userId}}",
+            authenticated(auth, self.get_make_leave),
+        )
+        resource.register(
+            "PUT",
+            f"{V2}/send_leave/{{roomId}}/{{eventId}}",
+            authenticated(auth, self.put_send_leave),
+        )
+        resource.register(
+            "GET",
+            f"{V1}/make_knock/{{roomId}}/{{userId}}",
+            authenticated(auth, self.get_make_knock),
+        )
+        resource.register(
+            "PUT",
+            f"{V1}/send_knock/{{roomId}}/{{eventId}}",
+            authenticated(auth, self.put_send_knock),
+        )
+        resource.register(
+            "PUT", f"{V2}/invite/{{roomId}}/{{eventId}}", authenticated(auth, self.put_invite_v2)
+        )
+        resource.register(
+            "PUT", f"{V1}/invite/{{roomId}}/{{eventId}}", authenticated(auth, self.put_invite_v1)
+        )
 
     async def get_make_join(self, request, origin, room_id, user_id):
         """A join template; ``ver`` lists the room versions the joining server supports."""
         versions = parse_strings(request, "ver", default=["1"])
-        return 200, await self._membership.make_membership_event(origin, room_id, user_id, "join", versions)
+        return 200, await self._membership.make_membership_event(
+            origin, room_id, user_id, "join", versions
+        )
 
     async def put_send_join(self, request, origin, room_id, event_id):
         """Accept a signed join; answer the room's state and auth chain."""
         omit_members = parse_boolean(request, "omit_members", default=False)
         event = parse_json_object(request)
-        return 200, await self._membership.send_join(origin, room_id, event_id, event, omit_members=omit_members)
+        return 200, await self._membership.send_join(
+            origin, room_id, event_id, event, omit_members=omit_members
+        )
 
     async def get_make_leave(self, request, origin, room_id, user_id):
         """A leave template."""
@@ -162,18 +204,24 @@ class MembershipEndpoints:
 
     async def put_send_leave(self, request, origin, room_id, event_id):
         """Accept a signed leave."""
-        return 200, await self._membership.send_leave(origin, room_id, event_id, parse_json_object(request))
+        return 200, await self._membership.send_leave(
+            origin, room_id, event_id, parse_json_object(request)
+        )
 
     async def get_make_knock(self, request, origin, room_id, user_id):
         """A knock template; ``ver`` is required."""
         versions = parse_strings(request, "ver")
         if not versions:
             raise MatrixError(400, "M_MISSING_PARAM", "Missing query parameter ver")
-        return 200, await self._membership.make_membership_event(origin, room_id, user_id, "knock", versions)
+        return 200, await self._membership.make_membership_event(
+            origin, room_id, user_id, "knock", versions
+        )
 
     async def put_send_knock(self, request, origin, room_id, event_id):
         """Accept a signed knock; answer the stripped room state."""
-        return 200, await self._membership.send_knock(origin, room_id, event_id, parse_json_object(request))
+        return 200, await self._membership.send_knock(
+            origin, room_id, event_id, parse_json_object(request)
+        )
 
     async def put_invite_v2(self, request, origin, room_id, event_id):
         """Countersign an invite of one of our users."""
@@ -182,7 +230,12 @@ class MembershipEndpoints:
         if not isinstance(room_version, str):
             raise MatrixError(400, "M_MISSING_PARAM", "Missing room_version")
         response = await self._membership.on_invite(
-            origin, room_id, event_id, room_version, body.get("event"), body.get("invite_room_state")
+            origin,
+            room_id,
+            event_id,
+            room_version,
+            body.get("event"),
+            body.get("invite_room_state"),
         )
         return 200, response
 
@@ -237,7 +290,9 @@ class QueryEndpoints:
         """Our public room directory, filtered."""
         body = parse_json_object(request)
         limit = body.get("limit")
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
+        ):
             raise MatrixError(400, "M_BAD_JSON", "'limit' must be a non-negative integer")
         since = body.get("since")
         if since is not None and not isinstance(since, str):
@@ -253,7 +308,12 @@ class QueryEndpoints:
                 raise MatrixError(400, "M_BAD_JSON", "'generic_search_term' must be a string")
             room_types = room_filter.get("room_types")
             if room_types is not None and (
-                not isinstance(room_types, list) or not all(t is None or isinstance(t, str) for t in room_types)
+                not isinstance(room_types, list)
+                or not all(t is None or isinstance(t, str) for t in room_types)
             ):
-                raise MatrixError(400, "M_BAD_JSON", "'room_types' must be an array of strings or nulls")
-        return 200, await self._queries.public_rooms(limit=limit, since=since, search=search, room_types=room_types)
+                raise MatrixError(
+                    400, "M_BAD_JSON", "'room_types' must be an array of strings or nulls"
+                )
+        return 200, await self._queries.public_rooms(
+            limit=limit, since=since, search=search, room_types=room_types
+        )
