@@ -107,7 +107,7 @@ class EventCreator:
         if version.strict_canonical_json:
             check_canonical_json(content)
 
-        extremities = yield self._events.get_forward_extremities(room_id)
+        extremities = yield self._persister.forward_extremities(room_id)
         if not extremities:
             raise MatrixError(404, "M_NOT_FOUND", f"Unknown room {room_id}")
         chosen = extremities[:MAX_PREV_EVENTS]
@@ -149,7 +149,7 @@ class EventCreator:
     @defer.inlineCallbacks
     def _send_remote_invite_locked(self, room_id, sender, target, content, remote_rooms):
         version = yield self.room_version_of(room_id)
-        extremities = yield self._events.get_forward_extremities(room_id)
+        extremities = yield self._persister.forward_extremities(room_id)
         chosen = extremities[:MAX_PREV_EVENTS]
         state_before, auth_state = yield self._state_for_new_event(
             version, room_id, extremities, chosen, sender, "m.room.member", content, target
@@ -219,7 +219,7 @@ class EventCreator:
         if len(chosen) == len(extremities):
             # Built on every extremity: the state before the event is the current state.
             if len(chosen) == 1:
-                group = yield self._state_reader.state_group_after(chosen[0][0])
+                group = yield self._persister.state_group_after(room_id, chosen[0][0])
                 state_before = StateAt(ids=None, group=group)
             else:
                 ids = yield self._events.get_current_state_ids(room_id)

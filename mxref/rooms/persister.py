@@ -8,8 +8,15 @@ https://spec.matrix.org/v1.19/server-server-api/.
 
 All writes for one room go through :meth:`EventPersister.serialised`, so that two events of a
 room never compute their state and extremities concurrently.
+
+The persister is the only writer of forward extremities, so it keeps the latest ones of
+recently active rooms in memory (with the state group after each), written through on every
+persist: sending an event reads them without a database round trip.
 """
 
+import collections
+
+import attr
 from twisted.internet import defer
 from twisted.logger import Logger
 
@@ -28,6 +35,23 @@ def state_key_of(pdu):
     return (pdu["type"], pdu["state_key"])
 
 
+@attr.s(frozen=True, slots=True)
+class RoomTip:
+    """A room's forward extremities as last persisted.
+
+    :ivar extremities: ``[(event_id, depth)]``, deepest first (ties by event ID), as
+        :meth:`~mxref.storage.interfaces.IEventStore.get_forward_extremities` orders them.
+    :ivar groups: ``{event_id: state group}`` of the extremities whose group is known.
+    """
+
+    extremities = attr.ib()
+    groups = attr.ib(factory=dict)
+
+
+def _ordered_extremities(depths):
+    return sorted(depths.items(), key=lambda item: (-item[1], item[0]))
+
+
 class EventPersister:
     """Writes events and everything derived from them.
 
@@ -38,11 +62,60 @@ class EventPersister:
 
     log = Logger()
 
+    #: How many rooms' forward extremities are kept in memory.
+    TIP_CACHE_SIZE = 2000
+
     def __init__(self, events, state_reader, notifier):
         self._events = events
         self._state_reader = state_reader
         self._notifier = notifier
         self._room_locks = KeyedLock()
+        self._tips = collections.OrderedDict()  # room_id -> RoomTip
+        self._persists_started = 0  # so that a read overtaken by a persist is not remembered
+
+    def forward_extremities(self, room_id):
+        """The room's forward extremities, from memory when this process persisted them.
+
+        :returns: Deferred firing with ``[(event_id, depth)]``, deepest first.
+        """
+        tip = self._tips.get(room_id)
+        if tip is not None:
+            self._tips.move_to_end(room_id)
+            return defer.succeed(list(tip.extremities))
+        started = self._persists_started
+
+        def loaded(extremities):
+            # Only remember what no persist could have changed since the read began.
+            if self._persists_started == started and room_id not in self._tips:
+                self._remember_tip(room_id, RoomTip(extremities=tuple(extremities)))
+            return list(extremities)
+
+        return self._events.get_forward_extremities(room_id).addCallback(loaded)
+
+    @defer.inlineCallbacks
+    def state_group_after(self, room_id, event_id):
+        """The state group after ``event_id``, from memory for a remembered extremity.
+
+        :returns: Deferred firing with the group, or ``None`` (unknown events, outliers).
+        """
+        tip = self._tips.get(room_id)
+        if tip is not None and event_id in tip.groups:
+            return tip.groups[event_id]
+        group = yield self._state_reader.state_group_after(event_id)
+        tip = self._tips.get(room_id)
+        if group is not None and tip is not None and any(e == event_id for e, _ in tip.extremities):
+            tip.groups[event_id] = group
+        return group
+
+    def _remember_tip(self, room_id, tip):
+        self._tips[room_id] = tip
+        self._tips.move_to_end(room_id)
+        while len(self._tips) > self.TIP_CACHE_SIZE:
+            self._tips.popitem(last=False)
+
+    def _forget_tip(self, room_id):
+        self._tips.pop(room_id, None)
+        self._persists_started += 1
 
     def serialised(self, room_id, f, *args, **kwargs):
         """Run ``f`` while no other write to ``room_id`` runs; returns a Deferred of its result.
@@ -86,7 +159,7 @@ class EventPersister:
             room_id, state_before, event_id, key if applies else None
         )
 
-        old_extremities = yield self._events.get_forward_extremities(room_id)
+        old_extremities = yield self.forward_extremities(room_id)
         extremity_ids = {e for e, _depth in old_extremities}
         room_update = RoomUpdate(room_id=room_id)
         if applies and not soft_failed:
@@ -121,7 +194,21 @@ class EventPersister:
             redacts=redacts_of(pdu, room_version),
             txn=txn,
         )
+        old_tip = self._tips.get(room_id)
+        self._forget_tip(room_id)
         orderings = yield self._events.persist_events(PersistBatch(events=[record], room_updates=[room_update]))
+        if room_update.forward_extremities is not None:
+            depths = dict(old_extremities)
+            depths[event_id] = pdu.get("depth")
+            groups = {} if old_tip is None else dict(old_tip.groups)
+            groups[event_id] = group
+            new_ids = room_update.forward_extremities
+            self._remember_tip(room_id, RoomTip(
+                extremities=tuple(_ordered_extremities({e: depths[e] for e in new_ids})),
+                groups={e: g for e, g in groups.items() if e in new_ids and g is not None},
+            ))
+        elif old_tip is not None:
+            self._remember_tip(room_id, old_tip)
         stream_ordering = orderings.get(event_id)
         if stream_ordering is not None and applies and not soft_failed:
             users = set(notify_user_ids)

@@ -9,6 +9,7 @@ Spec: Client-Server API "Room aliases", "Listing rooms" (``/publicRooms``),
 "Joined rooms"; Server-Server API "Room directory".
 """
 
+from twisted.internet import defer
 from zope.interface import implementer
 
 from mxref.storage.interfaces import IRoomStore
@@ -39,6 +40,9 @@ class SqlRoomStore:
 
     def __init__(self, database):
         self._db = database
+        # A room's version never changes once the room is stored: remembered after the
+        # first read (this is asked on every event sent).
+        self._versions = {}
 
     def store_room(self, room_id, room_version, creator, is_public, created_ts):
         """See :meth:`IRoomStore.store_room`."""
@@ -51,7 +55,12 @@ class SqlRoomStore:
             )
             return txn.rowcount == 1
 
-        return self._db.run_interaction("store_room", txn_func)
+        def stored(created):
+            if created:
+                self._versions[room_id] = room_version
+            return created
+
+        return self._db.run_interaction("store_room", txn_func).addCallback(stored)
 
     def get_room(self, room_id):
         """See :meth:`IRoomStore.get_room`."""
@@ -68,8 +77,17 @@ class SqlRoomStore:
 
     def get_room_version(self, room_id):
         """See :meth:`IRoomStore.get_room_version`."""
+        if room_id in self._versions:
+            return defer.succeed(self._versions[room_id])
+
+        def loaded(rows):
+            if not rows:
+                return None
+            self._versions[room_id] = rows[0][0]
+            return rows[0][0]
+
         d = self._db.execute("get_room_version", "SELECT room_version FROM rooms WHERE room_id = ?", room_id)
-        d.addCallback(lambda rows: rows[0][0] if rows else None)
+        d.addCallback(loaded)
         return d
 
     def set_room_is_public(self, room_id, is_public):

@@ -1,0 +1,51 @@
+"""The persister's in-memory forward extremities agree with the database's."""
+
+from twisted.internet import defer
+from twisted.trial import unittest
+
+from mxref.rooms.persister import EventPersister
+from tests.rooms.support import RoomServicesMixin
+
+
+class RoomTipTests(RoomServicesMixin, unittest.TestCase):
+    """Forward extremities and their state groups served from memory."""
+
+    @defer.inlineCallbacks
+    def assert_tip_matches_storage(self, persister, room_id):
+        stored = yield self.store.events.get_forward_extremities(room_id)
+        remembered = yield persister.forward_extremities(room_id)
+        self.assertEqual(remembered, stored)
+        for event_id, _depth in stored:
+            group = yield persister.state_group_after(room_id, event_id)
+            self.assertEqual(group, (yield self.store.state.get_state_group_for_event(event_id)))
+
+    @defer.inlineCallbacks
+    def test_sends_and_state_changes_keep_memory_and_database_equal(self):
+        """After messages, state changes and concurrent sends, the extremities (and the state
+        group after each) the persister remembers are the ones stored."""
+        alice = self.user("alice")
+        room_id = yield self.room_creator.create_room(alice, name="one")
+        yield self.assert_tip_matches_storage(self.persister, room_id)
+        yield self.creator.send_event(room_id, alice, "m.room.message", {"body": "hi"})
+        yield self.creator.send_event(room_id, alice, "m.room.topic", {"topic": "t"}, state_key="")
+        yield self.assert_tip_matches_storage(self.persister, room_id)
+        yield defer.gatherResults([
+            self.creator.send_event(room_id, alice, "m.room.message", {"body": str(i)})
+            for i in range(8)
+        ])
+        yield self.assert_tip_matches_storage(self.persister, room_id)
+        (tip,) = yield self.persister.forward_extremities(room_id)
+        latest = yield self.store.events.get_event(tip[0])
+        self.assertEqual(latest.pdu["content"]["body"], "7")
+
+    @defer.inlineCallbacks
+    def test_a_new_persister_reads_the_database(self):
+        """A persister that has not written the room (e.g. after a restart) reads the
+        extremities from the database, then keeps them up to date itself."""
+        alice = self.user("alice")
+        room_id = yield self.room_creator.create_room(alice)
+        fresh = EventPersister(self.store.events, self.state_reader, self.notifier)
+        yield self.assert_tip_matches_storage(fresh, room_id)
+        self.creator._persister = fresh
+        yield self.creator.send_event(room_id, alice, "m.room.message", {"body": "after"})
+        yield self.assert_tip_matches_storage(fresh, room_id)
