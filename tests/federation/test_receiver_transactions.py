@@ -8,6 +8,7 @@ from mxref.client.receipts.typing import TypingTracker
 from mxref.errors import MatrixError
 from mxref.events.signing import generate_signing_key
 from mxref.federation.receiver.edus import EduRouter, ReceiptEduReceiver, TypingEduReceiver
+from mxref.federation.receiver.pipeline import ACCEPTED, PduOutcome
 from mxref.federation.receiver.transactions import TransactionReceiver
 from tests.federation.receiver_support import REMOTE, ReceiverFixture
 
@@ -221,3 +222,31 @@ class BoundedTimeTests(ReceiverFixture, unittest.TestCase):
         code, body = yield d
         self.assertEqual((code, body), (200, {"pdus": {join_id: {}}}))
         self.assertEqual(len(stalled.pending), 1)
+
+
+class CancelledDeliveryTests(ReceiverFixture, unittest.TestCase):
+    """A sender that goes away does not stop the transaction or spoil its retry."""
+
+    @defer.inlineCallbacks
+    def test_cancelled_first_delivery(self):
+        """Cancelling the first delivery's Deferred leaves processing running; the retry gets
+        the full answer."""
+        clock = Clock()
+        stalled = StalledPduReceiver()
+        transactions = TransactionReceiver(
+            self.store.federation, self.store.rooms, stalled, EduRouter(), clock
+        )
+        join_id, join = self.remote.build(
+            self.bob, "m.room.member", {"membership": "join"}, state_key=self.bob
+        )
+        first = transactions.on_transaction(REMOTE, "t", {"pdus": [join], "edus": []})
+        retry = transactions.on_transaction(REMOTE, "t", {"pdus": [join], "edus": []})
+        first.cancel()
+        self.failureResultOf(first, defer.CancelledError)
+        for _ in range(2000):
+            if stalled.pending:
+                break
+            yield task.deferLater(reactor, 0.002, lambda: None)
+        stalled.pending[0].callback(PduOutcome(join_id, ACCEPTED))
+        code, body = yield retry
+        self.assertEqual((code, body), (200, {"pdus": {join_id: {}}}))

@@ -15,6 +15,7 @@ request timeout.
 """
 
 from twisted.internet import defer
+from twisted.python import failure
 from twisted.logger import Logger
 
 from mxref.errors import MatrixError
@@ -83,27 +84,31 @@ class TransactionReceiver:
                 self._origin_seen(origin)
             except Exception:
                 self.log.failure("origin_seen({origin}) failed", origin=origin)
+        # Every caller (the first delivery and any retry arriving meanwhile) gets a Deferred of
+        # its own: a caller that goes away (its Deferred cancelled when the connection drops)
+        # neither stops the processing nor takes the answer from the others.
+        waiting = defer.Deferred()
         key = (origin, txn_id)
         if key in self._in_flight:
-            # A retry while the first delivery is still being processed: the same answer.
-            waiting = defer.Deferred()
             self._in_flight[key].append(waiting)
             return waiting
-        self._in_flight[key] = []
-        d = defer.ensureDeferred(self._process(origin, txn_id, pdus, edus))
+        self._in_flight[key] = [waiting]
+        processing = defer.ensureDeferred(self._process(origin, txn_id, pdus, edus))
 
-        def finished(result):
-            for waiting in self._in_flight.pop(key, []):
-                waiting.callback(result)
-            return result
+        def answer(result):
+            for caller in self._in_flight.pop(key, []):
+                if not caller.called:
+                    caller.callback(result)
+            if isinstance(result, failure.Failure):
+                self.log.failure(
+                    "transaction {txn_id} from {origin} failed",
+                    result,
+                    txn_id=txn_id,
+                    origin=origin,
+                )
 
-        def failed(failure):
-            for waiting in self._in_flight.pop(key, []):
-                waiting.errback(failure)
-            return failure
-
-        d.addCallbacks(finished, failed)
-        return d
+        processing.addBoth(answer)
+        return waiting
 
     async def _process(self, origin, txn_id, pdus, edus):
         previous = await self._store.get_received_txn(origin, txn_id)
