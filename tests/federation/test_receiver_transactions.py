@@ -250,3 +250,32 @@ class CancelledDeliveryTests(ReceiverFixture, unittest.TestCase):
         stalled.pending[0].callback(PduOutcome(join_id, ACCEPTED))
         code, body = yield retry
         self.assertEqual((code, body), (200, {"pdus": {join_id: {}}}))
+
+
+class EduRouterTests(unittest.TestCase):
+    """``EduRouter`` calls the callback registered for each type, whatever it returns."""
+
+    def test_callbacks_of_any_kind(self):
+        """Plain, Deferred-returning and coroutine callbacks all run; failures are contained."""
+        seen = []
+
+        async def coroutine_callback(origin, content):
+            seen.append(("async", origin, content))
+
+        def failing(origin, content):
+            raise ValueError("boom")
+
+        router = EduRouter()
+        router.register("a", lambda origin, content: seen.append(("plain", origin, content)))
+        router.register("b", coroutine_callback)
+        router.register("c", failing)
+        self.assertEqual(router.registered_types(), ["a", "b", "c"])
+        self.assertTrue(
+            self.successResultOf(router.route("o", {"edu_type": "a", "content": {"x": 1}}))
+        )
+        self.assertTrue(self.successResultOf(router.route("o", {"edu_type": "b", "content": {}})))
+        self.assertFalse(self.successResultOf(router.route("o", {"edu_type": "c", "content": {}})))
+        self.assertFalse(self.successResultOf(router.route("o", {"edu_type": "d", "content": {}})))
+        self.assertFalse(self.successResultOf(router.route("o", {"edu_type": "a", "content": []})))
+        self.assertEqual(seen, [("plain", "o", {"x": 1}), ("async", "o", {})])
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)

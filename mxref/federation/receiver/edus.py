@@ -11,6 +11,8 @@ Access Control Lists" (https://spec.matrix.org/v1.19/server-server-api/):
 * EDU types nobody registered for are ignored.
 """
 
+import inspect
+
 from twisted.internet import defer
 from twisted.logger import Logger
 
@@ -31,7 +33,8 @@ class EduRouter:
 
     def register(self, edu_type, callback):
         """Route EDUs of ``edu_type`` to ``callback(origin, content)``, which may return a
-        Deferred. Replaces any earlier callback for that type. Not a Deferred."""
+        Deferred or be a coroutine function. Replaces any earlier callback for that type. Not a Deferred.
+        """
         self._callbacks[edu_type] = callback
 
     def registered_types(self):
@@ -52,7 +55,10 @@ class EduRouter:
         if callback is None or not isinstance(content, dict):
             return False
         try:
-            yield defer.maybeDeferred(callback, origin, content)
+            result = callback(origin, content)
+            if inspect.iscoroutine(result):
+                result = defer.ensureDeferred(result)
+            yield result
         except Exception:
             self.log.failure(
                 "EDU {edu_type} from {origin} failed", edu_type=edu_type, origin=origin
