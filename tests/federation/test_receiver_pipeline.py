@@ -3,7 +3,7 @@
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from mxref.events.builder import build_create_event
+from mxref.events.builder import build_create_event, build_event
 from mxref.events.hashing import compute_event_id
 from mxref.events.signing import generate_signing_key
 from mxref.federation.receiver.pipeline import ACCEPTED, DROPPED, REJECTED, SOFT_FAILED
@@ -216,6 +216,31 @@ class PduPipelineTests(ReceiverFixture, unittest.TestCase):
         self.assertEqual(outcome.status, DROPPED)
         self.assertIn("ACL", outcome.reason)
         self.assertEqual((yield self.store.events.have_events([event_id])), set())
+
+    @defer.inlineCallbacks
+    def test_prev_event_of_another_room_is_dropped(self):
+        """An event citing another room's event as a prev event is dropped: that room's state
+        never leaks into this one."""
+        yield self.join_bob()
+        other = yield self.room_creator.create_room(self.alice, preset="public_chat")
+        other_latest = (yield self.store.events.get_forward_extremities(other))[0]
+        state = self.remote.state_after[self.remote.latest]
+        current = {key: dict(self.remote.pdus[i], event_id=i) for key, i in state.items()}
+        pdu = build_event(
+            room_version=self.room_version,
+            room_id=self.room_id,
+            sender=self.bob,
+            event_type="m.room.message",
+            content={"body": "x"},
+            prev_events=[other_latest],
+            current_state=current,
+            origin_server_ts=1,
+            server_name=REMOTE,
+            signing_key=self.remote.signing_key,
+        )
+        outcome = yield self.receiver.receive_pdu(REMOTE, pdu)
+        self.assertEqual(outcome.status, DROPPED)
+        self.assertIn("another room", outcome.reason)
 
     @defer.inlineCallbacks
     def test_unknown_room_is_dropped(self):

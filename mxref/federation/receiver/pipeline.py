@@ -365,9 +365,16 @@ class PduReceiver:
     # -- the state before an event ----------------------------------------------------------------
 
     @defer.inlineCallbacks
-    def _prevs_without_state(self, prev_ids):
-        """The prev events we do not hold with a known state (unknown, or outliers)."""
+    def _prevs_without_state(self, room_id, prev_ids):
+        """The prev events we do not hold with a known state (unknown, or outliers).
+
+        :raises _Dropped: if a prev event belongs to another room (its state must never leak
+            into this one).
+        """
         stored = yield self._events.get_events(prev_ids, allow_rejected=True)
+        for prev_id, prev in stored.items():
+            if prev.room_id != room_id:
+                raise _Dropped(f"prev event {prev_id} belongs to another room")
         return [p for p in prev_ids if p not in stored or stored[p].outlier]
 
     @defer.inlineCallbacks
@@ -382,10 +389,10 @@ class PduReceiver:
         prev_ids = reference_ids(pdu.get("prev_events"))
         if not prev_ids:
             return StateAt(ids={}, group=None)
-        missing = yield self._prevs_without_state(prev_ids)
+        missing = yield self._prevs_without_state(room_id, prev_ids)
         if missing and fetch_missing:
             yield self._fetch_missing_prev_events(origin, version, room_id, event_id)
-            missing = yield self._prevs_without_state(prev_ids)
+            missing = yield self._prevs_without_state(room_id, prev_ids)
         if not missing:
             state = yield self._state_reader.state_after_events(version, room_id, prev_ids)
             return state
@@ -465,6 +472,8 @@ class PduReceiver:
         stored = yield self._events.get_events(pdu_ids, allow_rejected=True)
         state = {}
         for stored_id, stored_event in stored.items():
+            if stored_event.room_id != room_id:
+                continue
             if stored_event.state_key is not None and not stored_event.rejected_reason:
                 state[(stored_event.type, stored_event.state_key)] = stored_id
         return state
