@@ -248,6 +248,11 @@ class PduReceiver:
             # its ID, the hash of its redacted form, is enough to find it.
             event_id, _ = checked_pdu(pdu, version)
             existing = yield self._events.get_event(event_id, allow_rejected=True)
+            if existing is not None and existing.room_id != room_id:
+                # Room versions 1 and 2 let the sender choose the event ID.
+                return PduOutcome(
+                    event_id, DROPPED, "the event ID is taken by another room's event"
+                )
             if existing is not None and not existing.outlier:
                 return _outcome_of_stored(existing)
             event_id, checked = yield self.verify_pdu(pdu, version)
