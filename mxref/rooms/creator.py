@@ -224,7 +224,7 @@ class EventCreator:
             else:
                 ids = yield self._events.get_current_state_ids(room_id)
                 state_before = StateAt(ids=ids, group=None)
-            auth_ids = yield self._events.get_current_state_ids(room_id, types=list(wanted))
+            auth_ids = yield self._persister.current_state_ids(room_id, wanted)
         else:
             state_before = yield self._state_reader.state_after_events(version, room_id, [e for e, _ in chosen])
             ids = yield self._state_reader.ids_of(state_before)

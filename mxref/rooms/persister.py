@@ -11,7 +11,10 @@ room never compute their state and extremities concurrently.
 
 The persister is the only writer of forward extremities, so it keeps the latest ones of
 recently active rooms in memory (with the state group after each), written through on every
-persist: sending an event reads them without a database round trip.
+persist: sending an event reads them without a database round trip. It also remembers the
+current state entries asked for through :meth:`EventPersister.current_state_ids` (the auth
+events of new events), updated when an event built on exactly the remembered extremities
+changes one key, and forgotten for the room on any other change of its current state.
 """
 
 import collections
@@ -42,10 +45,13 @@ class RoomTip:
     :ivar extremities: ``[(event_id, depth)]``, deepest first (ties by event ID), as
         :meth:`~mxref.storage.interfaces.IEventStore.get_forward_extremities` orders them.
     :ivar groups: ``{event_id: state group}`` of the extremities whose group is known.
+    :ivar state: part of the room's current state, ``{(type, state_key): event_id or None}``
+        (``None``: the room has no such state).
     """
 
     extremities = attr.ib()
     groups = attr.ib(factory=dict)
+    state = attr.ib(factory=dict)
 
 
 def _ordered_extremities(depths):
@@ -107,6 +113,32 @@ class EventPersister:
             tip.groups[event_id] = group
         return group
 
+    def current_state_ids(self, room_id, keys):
+        """Part of the room's current state, from memory where this process knows it.
+
+        :param keys: ``(type, state_key)`` pairs (a ``None`` state key reads the database).
+        :returns: Deferred firing with ``{(type, state_key): event_id}`` for the keys the
+            room has.
+        """
+        keys = list(dict.fromkeys(keys))
+        tip = self._tips.get(room_id)
+        if tip is None or any(state_key is None for _type, state_key in keys):
+            return self._events.get_current_state_ids(room_id, types=keys)
+        missing = [key for key in keys if key not in tip.state]
+        if not missing:
+            return defer.succeed({key: tip.state[key] for key in keys if tip.state[key] is not None})
+        started = self._persists_started
+
+        def loaded(found):
+            if self._persists_started == started and self._tips.get(room_id) is tip:
+                for key in missing:
+                    tip.state[key] = found.get(key)
+            ids = {key: tip.state[key] for key in keys if key not in missing and tip.state[key] is not None}
+            ids.update(found)
+            return ids
+
+        return self._events.get_current_state_ids(room_id, types=missing).addCallback(loaded)
+
     def _remember_tip(self, room_id, tip):
         self._tips[room_id] = tip
         self._tips.move_to_end(room_id)
@@ -162,6 +194,7 @@ class EventPersister:
         old_extremities = yield self.forward_extremities(room_id)
         extremity_ids = {e for e, _depth in old_extremities}
         room_update = RoomUpdate(room_id=room_id)
+        built_on_tip = False
         if applies and not soft_failed:
             prev_ids = set(_reference_ids(pdu.get("prev_events")))
             new_extremities = (extremity_ids - prev_ids) | {event_id}
@@ -170,6 +203,7 @@ class EventPersister:
                 # current state, so only the event's own key can change.
                 to_insert = {key: event_id} if key is not None else {}
                 to_delete = frozenset()
+                built_on_tip = True
             else:
                 new_current = yield self._current_state_for(
                     room_version, new_extremities, event_id, state_after
@@ -203,9 +237,15 @@ class EventPersister:
             groups = {} if old_tip is None else dict(old_tip.groups)
             groups[event_id] = group
             new_ids = room_update.forward_extremities
+            state = {}
+            if old_tip is not None and built_on_tip:
+                # At most the event's own key changed.
+                state = dict(old_tip.state)
+                state.update(room_update.state_delta_to_insert)
             self._remember_tip(room_id, RoomTip(
                 extremities=tuple(_ordered_extremities({e: depths[e] for e in new_ids})),
                 groups={e: g for e, g in groups.items() if e in new_ids and g is not None},
+                state=state,
             ))
         elif old_tip is not None:
             self._remember_tip(room_id, old_tip)

@@ -49,3 +49,30 @@ class RoomTipTests(RoomServicesMixin, unittest.TestCase):
         self.creator._persister = fresh
         yield self.creator.send_event(room_id, alice, "m.room.message", {"body": "after"})
         yield self.assert_tip_matches_storage(fresh, room_id)
+
+    @defer.inlineCallbacks
+    def test_remembered_current_state_follows_state_changes(self):
+        """Current state entries read through the persister (including ones the room did not
+        have yet) follow later state events: a join, a topic, a power level change."""
+        alice, bob = self.user("alice"), self.user("bob")
+        room_id = yield self.room_creator.create_room(alice, preset="public_chat")
+        keys = [
+            ("m.room.member", bob),
+            ("m.room.topic", ""),
+            ("m.room.power_levels", ""),
+            ("m.room.create", ""),
+        ]
+        yield self.persister.forward_extremities(room_id)
+        for step in range(3):
+            if step == 1:
+                yield self.membership.join(bob, room_id)
+                yield self.creator.send_event(room_id, alice, "m.room.topic", {"topic": "t"}, state_key="")
+            if step == 2:
+                yield self.creator.send_event(
+                    room_id, alice, "m.room.power_levels",
+                    {"users": {bob: 50}}, state_key="",
+                )
+            remembered = yield self.persister.current_state_ids(room_id, keys)
+            stored = yield self.store.events.get_current_state_ids(room_id, types=keys)
+            self.assertEqual(remembered, stored)
+        self.assertEqual(set(remembered), set(keys))
