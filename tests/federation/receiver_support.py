@@ -6,7 +6,8 @@ from twisted.internet import defer
 
 from mxref.errors import MatrixError, SignatureError
 from mxref.events.builder import build_event
-from mxref.events.hashing import compute_event_id
+from mxref.events.hashing import compute_event_id, compute_reference_hash, encode_unpadded_base64
+from mxref.events.room_versions import EventFormat, get_room_version
 from mxref.events.signing import (
     generate_signing_key,
     get_verify_key,
@@ -96,7 +97,7 @@ class RemoteRoom:
             event_type=event_type,
             content=content,
             state_key=state_key,
-            prev_events=[(p, self.pdus[p]["depth"]) for p in prev_ids],
+            prev_events=[self._prev_reference(p) for p in prev_ids],
             current_state=current,
             origin_server_ts=1_700_000_000_000 + len(self.pdus),
             server_name=self.server_name,
@@ -105,6 +106,14 @@ class RemoteRoom:
         event_id = compute_event_id(pdu, self.room_version)
         self.add(event_id, pdu, state)
         return event_id, pdu
+
+    def _prev_reference(self, event_id):
+        """``(event_id, depth)``, plus the reference hash in room versions 1 and 2."""
+        pdu = self.pdus[event_id]
+        if get_room_version(self.room_version).event_format is EventFormat.V1:
+            reference = encode_unpadded_base64(compute_reference_hash(pdu, self.room_version))
+            return (event_id, pdu["depth"], {"sha256": reference})
+        return (event_id, pdu["depth"])
 
     def auth_chain(self, event_ids):
         """Every event reachable through ``auth_events`` from ``event_ids`` (excluded)."""

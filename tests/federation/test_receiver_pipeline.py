@@ -4,9 +4,15 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from mxref.events.builder import build_create_event, build_event
-from mxref.events.hashing import compute_event_id
+from mxref.events.hashing import compute_event_id, compute_reference_hash, encode_unpadded_base64
 from mxref.events.signing import generate_signing_key
-from mxref.federation.receiver.pipeline import ACCEPTED, DROPPED, REJECTED, SOFT_FAILED
+from mxref.federation.receiver.pipeline import (
+    ACCEPTED,
+    DROPPED,
+    REJECTED,
+    SOFT_FAILED,
+    reference_ids,
+)
 from mxref.rooms.persister import ROOM_EVENTS_STREAM
 from mxref.storage.records import RoomPosition
 from tests.federation.receiver_support import REMOTE, ReceiverFixture, RemoteRoom
@@ -175,7 +181,7 @@ class PduPipelineTests(ReceiverFixture, unittest.TestCase):
         state = yield self.current_state_ids()
         create_id = state[("m.room.create", "")]
         # Built on our latest event, but citing bob's (unseen) join as an auth event.
-        latest = self.remote.pdus[join_id]["prev_events"][0]
+        latest = reference_ids(self.remote.pdus[join_id]["prev_events"])[0]
         self.remote.state_after[latest] = dict(self.remote.state_after[join_id])
         msg_id, msg = self.remote.build(
             self.bob, "m.room.message", {"body": "hi"}, prev_ids=[latest]
@@ -223,7 +229,12 @@ class PduPipelineTests(ReceiverFixture, unittest.TestCase):
         never leaks into this one."""
         yield self.join_bob()
         other = yield self.room_creator.create_room(self.alice, preset="public_chat")
-        other_latest = (yield self.store.events.get_forward_extremities(other))[0]
+        other_id, other_depth = (yield self.store.events.get_forward_extremities(other))[0]
+        other_latest = (other_id, other_depth)
+        if self.room_version == "1":
+            stored = yield self.store.events.get_event(other_id)
+            reference = encode_unpadded_base64(compute_reference_hash(stored.pdu, "1"))
+            other_latest = (other_id, other_depth, {"sha256": reference})
         state = self.remote.state_after[self.remote.latest]
         current = {key: dict(self.remote.pdus[i], event_id=i) for key, i in state.items()}
         pdu = build_event(
@@ -268,6 +279,13 @@ class PduPipelineV10Tests(PduPipelineTests):
     listed in auth_events)."""
 
     room_version = "10"
+
+
+class PduPipelineV1Tests(PduPipelineTests):
+    """The same behaviour in a room version 1 room (sender-chosen event IDs, prev and auth
+    events cited with their reference hashes, state resolution v1)."""
+
+    room_version = "1"
 
 
 class StoreOutliersTests(ReceiverFixture, unittest.TestCase):
