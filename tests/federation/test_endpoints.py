@@ -221,6 +221,27 @@ class JoinEndpointTests(FederationEndpointFixture, unittest.TestCase):
         self.assertEqual(self.forwarded, [(REMOTE, event_id)])
 
     @deferred_test
+    async def test_join_of_a_room_version_1_room(self):
+        """In a room version 1 room the joining server names the event; prev and auth events
+        come with their reference hashes."""
+        room = await self.room_creator.create_room(
+            self.alice, preset="public_chat", room_version="1"
+        )
+        response = await self.request("GET", f"{V1}/make_join/{q(room)}/{q(self.bob)}?ver=1")
+        self.assertEqual(response.code, 200, response.json())
+        template = response.json()["event"]
+        self.assertNotIn("event_id", template)
+        self.assertTrue(
+            all(isinstance(p, list) and "sha256" in p[1] for p in template["prev_events"])
+        )
+        event_id = f"$joinofbob:{REMOTE}"
+        pdu = sign_event(dict(template, event_id=event_id), REMOTE, self.remote.signing_key, "1")
+        joined = await self.request("PUT", f"{V2}/send_join/{q(room)}/{q(event_id)}", pdu)
+        self.assertEqual(joined.code, 200, joined.json())
+        members = await self.store.rooms.get_members(room)
+        self.assertEqual(members[self.bob].event_id, event_id)
+
+    @deferred_test
     async def test_incompatible_room_version(self):
         """Without a ``ver`` naming the room's version, make_join answers M_INCOMPATIBLE_ROOM_VERSION."""
         response = await self.request("GET", f"{V1}/make_join/{q(self.room_id)}/{q(self.bob)}")
