@@ -60,6 +60,20 @@ LEFT_MEMBERSHIPS = ("leave", "ban")
 IGNORED_USER_LIST = "m.ignored_user_list"
 
 
+def all_of(*deferreds):
+    """Wait for independent reads running side by side (on separate pool connections).
+
+    :returns: Deferred firing with the list of their results, or failing with the first
+        failure itself (not wrapped in ``FirstError``).
+    """
+
+    def unwrap(failure):
+        failure.trap(defer.FirstError)
+        return failure.value.subFailure
+
+    return defer.gatherResults(list(deferreds), consumeErrors=True).addErrback(unwrap)
+
+
 def is_past(notification, token) -> bool:
     """Whether a notification reports a position past ``token`` on a stream sync reads."""
     field = _TOKEN_FIELD_OF_STREAM.get(notification.stream_name)
@@ -146,9 +160,11 @@ class SyncService:
 
         :returns: Deferred firing with a :class:`~mxref.client.tokens.StreamToken`.
         """
-        room_events = yield self._events.get_max_stream_ordering()
-        account_data = yield self._client_data.get_account_data_position()
-        receipts = yield self._client_data.get_receipts_position()
+        room_events, account_data, receipts = yield all_of(
+            self._events.get_max_stream_ordering(),
+            self._client_data.get_account_data_position(),
+            self._client_data.get_receipts_position(),
+        )
         typing = self._typing.position if self._typing is not None else 0
         return StreamToken(room_events, account_data, receipts, typing)
 
@@ -238,17 +254,20 @@ class SyncService:
         :returns: Deferred firing with ``(response, joined_room_ids)``.
         """
         now_ms = self._now_ms()
-        account_data = yield self._client_data.get_account_data_since(
-            user_id, since.account_data if since is not None else 0
+        account_data, ignored_users, selection, rows = yield all_of(
+            self._client_data.get_account_data_since(
+                user_id, since.account_data if since is not None else 0
+            ),
+            self._ignored_users(user_id),
+            self._select_rooms(user_id, since, upto, sync_filter, full_state),
+            self._events.get_current_state_deltas(since.room_events, upto.room_events)
+            if since is not None
+            else defer.succeed([]),
         )
-        ignored_users = yield self._ignored_users(user_id)
-        selection = yield self._select_rooms(user_id, since, upto, sync_filter, full_state)
         since_stream = since.room_events if since is not None else None
         deltas = {}
-        if since is not None:
-            rows = yield self._events.get_current_state_deltas(since.room_events, upto.room_events)
-            for row in rows:
-                deltas.setdefault(row[1], []).append(tuple(row))
+        for row in rows:
+            deltas.setdefault(row[1], []).append(tuple(row))
         receipts = yield self._receipts(user_id, selection.joined, since, upto)
 
         rooms = {"join": {}, "invite": {}, "leave": {}, "knock": {}}
@@ -338,7 +357,13 @@ class SyncService:
 
         :returns: Deferred firing with a :class:`RoomSelection`.
         """
-        current = yield self._rooms.get_rooms_for_user(user_id, memberships=None)
+        current, changed, forgotten = yield all_of(
+            self._rooms.get_rooms_for_user(user_id, memberships=None),
+            self._rooms.get_membership_changes(user_id, since.room_events, upto.room_events)
+            if since is not None
+            else defer.succeed([]),
+            self._rooms.get_forgotten_room_ids(user_id),
+        )
         current = {m.room_id: m for m in current}
         selection = RoomSelection(
             joined_now=[r for r, m in current.items() if m.membership == "join"]
@@ -349,9 +374,6 @@ class SyncService:
                     room_id, membership, full=True, include_leave=sync_filter.include_leave
                 )
         else:
-            changed = yield self._rooms.get_membership_changes(
-                user_id, since.room_events, upto.room_events
-            )
             changes = {m.room_id: m for m in changed}
             for room_id, membership in current.items():
                 if membership.membership == "join" and room_id not in changes:
@@ -360,7 +382,6 @@ class SyncService:
                 was_joined = yield self._was_joined(user_id, room_id, since.room_events)
                 full = full_state or not was_joined
                 selection.add(room_id, membership, full=full, include_leave=True)
-        forgotten = yield self._rooms.get_forgotten_room_ids(user_id)
         if forgotten:
             # Client-Server API, "Forgetting rooms": a forgotten room is never sent again
             # (until the user's membership changes, which un-forgets it in storage).
