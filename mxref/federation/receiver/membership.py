@@ -44,7 +44,7 @@ from mxref.events.hashing import compute_event_id, compute_reference_hash, encod
 from mxref.events.redaction import redact
 from mxref.events.room_versions import EventFormat, UnsupportedRoomVersion, get_room_version
 from mxref.events.signing import sign_json
-from mxref.federation.receiver.pipeline import ACCEPTED, create_event_id_of
+from mxref.federation.receiver.pipeline import ACCEPTED, create_event_id_of, wire_pdu
 from mxref.rooms.persister import ROOM_EVENTS_STREAM
 from mxref.rooms.state import with_event_id
 from mxref.storage.records import EventToPersist, PersistBatch
@@ -65,16 +65,6 @@ def _server_of(user_id):
         return UserID.parse(user_id).server_name
     except ValueError:
         return None
-
-
-def wire_pdu(event, room_version):
-    """An event in federation form: without the ``event_id`` key from room version 3 (where
-    the ID is computed from the reference hash), and without ``unsigned``. Not a Deferred."""
-    version = get_room_version(room_version)
-    pdu = {k: v for k, v in event.items() if k != "unsigned"}
-    if version.event_format is not EventFormat.V1:
-        pdu.pop("event_id", None)
-    return pdu
 
 
 def add_signature(pdu, room_version, server_name, signing_key):

@@ -85,6 +85,16 @@ def reference_ids(references):
     return [i for i in ids if isinstance(i, str)]
 
 
+def wire_pdu(event, room_version):
+    """An event in federation form: without the ``event_id`` key from room version 3 (where
+    the ID is computed from the reference hash), and without ``unsigned``. Not a Deferred."""
+    version = get_room_version(room_version)
+    pdu = {k: v for k, v in event.items() if k != "unsigned"}
+    if version.event_format is not EventFormat.V1:
+        pdu.pop("event_id", None)
+    return pdu
+
+
 def create_event_id_of(room_id, version):
     """Room version 12: the ID of the create event named by ``room_id``; ``None`` before."""
     if version.room_id_from_create_event and isinstance(room_id, str) and room_id.startswith("!"):

@@ -24,7 +24,7 @@ from twisted.internet import defer
 from mxref.errors import MatrixError
 from mxref.events.redaction import redact
 from mxref.events.room_versions import get_room_version
-from mxref.federation.receiver.pipeline import create_event_id_of, reference_ids
+from mxref.federation.receiver.pipeline import create_event_id_of, reference_ids, wire_pdu
 from mxref.types import UserID
 
 HISTORY_VISIBILITY_KEY = ("m.room.history_visibility", "")
@@ -111,7 +111,7 @@ class FederationRoomReads:
                 )
             version = versions[stored.room_id]
             visible = yield self._visible_to_server(origin, stored)
-            pdu = stored.pdu
+            pdu = wire_pdu(stored.pdu, version)
             if stored.event_id in redactions or not visible:
                 pdu = redact(pdu, version)
             pdus.append(pdu)
