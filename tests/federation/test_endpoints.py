@@ -10,7 +10,7 @@ from twisted.trial import unittest
 
 from mxref.client.directory.service import RoomDirectory
 from mxref.client.visibility import EventVisibility
-from mxref.events.builder import build_create_event, build_event
+from mxref.events.builder import build_create_event
 from mxref.events.hashing import compute_event_id
 from mxref.events.signing import generate_signing_key, sign_event
 from mxref.federation.receiver.edus import EduRouter
