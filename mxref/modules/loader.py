@@ -11,6 +11,7 @@ a module by itself. Every problem stops the server with a
 import importlib
 import re
 
+from twisted.logger import Logger
 from twisted.plugin import getPlugins
 from twisted.web.resource import IResource, Resource
 from zope.interface import providedBy
@@ -26,6 +27,8 @@ from mxref.modules.interfaces import (
     IPasswordProvider,
     IResourceProvider,
 )
+
+_log = Logger()
 
 _MODULE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -172,6 +175,16 @@ def load_modules(module_configs, api_factory, plugin_package=None) -> list:
         if any(other.name == module.name for other in loaded):
             raise ConfigError(module_config.key, f"two modules are named {module.name!r}")
         loaded.append(LoadedModule(module.name, module, module_config))
+        _log.info(
+            "loaded module {module} ({path}): {interfaces}",
+            module=module.name,
+            path=module_config.module,
+            interfaces=", ".join(
+                i.__name__
+                for i in providedBy(module).flattened()
+                if i.__module__.startswith("mxref.")
+            ),
+        )
     return loaded
 
 
