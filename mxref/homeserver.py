@@ -78,7 +78,8 @@ from mxref.modules.passwords import ProviderCredentialChecker
 from mxref.notifier import Notifier
 from mxref.ratelimit import RateLimiter
 from mxref.rooms.creator import EventCreator
-from mxref.rooms.interfaces import NoRemoteRooms
+from mxref.federation.remote_rooms import RemoteRooms
+from mxref.federation.sender.sender import FederationSender
 from mxref.rooms.membership import MembershipUpdater
 from mxref.rooms.persister import EventPersister
 from mxref.rooms.room_creation import RoomCreator
@@ -204,7 +205,48 @@ class HomeServer:
             reactor,
             module_hooks=self.module_hooks,
         )
-        self.remote_rooms = remote_rooms or NoRemoteRooms()
+        # Federation: our client for other servers, their keys, and the receiving side.
+        self.federation_agent = federation_agent or AgentOnFirstUse(
+            lambda: MatrixFederationAgent(
+                reactor, config.tls, config.federation, resolver=system_resolver(reactor)
+            )
+        )
+        self.federation_client = FederationClient(self.federation_agent, self.server_name, signing_key, reactor)
+        self.keyring = Keyring(
+            store.federation,
+            self.federation_client,
+            reactor,
+            self.server_name,
+            signing_key,
+            trusted_key_servers=config.keys.trusted_key_servers,
+            old_keys=old_verify_keys(config.keys),
+        )
+        self.federation_authenticator = FederationRequestAuthenticator(
+            self.keyring, self.server_name, clock=reactor, federation_config=config.federation
+        )
+        self.server_acls = ServerAclChecker(store.events)
+        self.pdu_receiver = PduReceiver(
+            store.events,
+            store.rooms,
+            self.state_reader,
+            self.persister,
+            self.keyring,
+            self.federation_client,
+            self.server_acls,
+            module_hooks=self.module_hooks,
+        )
+        self.remote_rooms = remote_rooms or RemoteRooms(
+            store.events,
+            store.rooms,
+            self.persister,
+            self.pdu_receiver,
+            self.federation_client,
+            self.keyring,
+            self.notifier,
+            self.server_name,
+            signing_key,
+            reactor,
+        )
         self.membership = MembershipUpdater(
             store.events,
             store.rooms,
@@ -287,43 +329,31 @@ class HomeServer:
             self.event_creator, self.room_creator, self.membership, store.events, store.rooms, self.message_limiter
         )
 
-        # Federation: our client for other servers, their keys, and the receiving side.
-        self.federation_agent = federation_agent or AgentOnFirstUse(
-            lambda: MatrixFederationAgent(
-                reactor, config.tls, config.federation, resolver=system_resolver(reactor)
-            )
-        )
-        self.federation_client = FederationClient(self.federation_agent, self.server_name, signing_key, reactor)
-        self.keyring = Keyring(
-            store.federation,
-            self.federation_client,
-            reactor,
-            self.server_name,
-            signing_key,
-            trusted_key_servers=config.keys.trusted_key_servers,
-            old_keys=old_verify_keys(config.keys),
-        )
-        self.federation_authenticator = FederationRequestAuthenticator(
-            self.keyring, self.server_name, clock=reactor, federation_config=config.federation
-        )
-        self.server_acls = ServerAclChecker(store.events)
-        self.pdu_receiver = PduReceiver(
+        # Federation: sending (one queue per destination, catch-up from the stored stream).
+        self.federation_sender = FederationSender(
             store.events,
             store.rooms,
-            self.state_reader,
-            self.persister,
-            self.keyring,
+            store.federation,
+            store.client_data,
             self.federation_client,
-            self.server_acls,
-            module_hooks=self.module_hooks,
+            self.notifier,
+            self.typing,
+            reactor,
+            self.server_name,
         )
+        # Federation: receiving.
         self.edu_router = EduRouter()
         self.edu_router.register("m.typing", TypingEduReceiver(self.typing, store.rooms, self.server_acls).on_edu)
         self.edu_router.register(
             "m.receipt", ReceiptEduReceiver(store.client_data, store.rooms, self.notifier, self.server_acls).on_edu
         )
         self.transaction_receiver = TransactionReceiver(
-            store.federation, store.rooms, self.pdu_receiver, self.edu_router, reactor
+            store.federation,
+            store.rooms,
+            self.pdu_receiver,
+            self.edu_router,
+            reactor,
+            origin_seen=self.federation_sender.wake_destination,
         )
         self.federation_reads = FederationRoomReads(
             store.events,
@@ -347,6 +377,7 @@ class HomeServer:
             self.server_name,
             signing_key,
             reactor,
+            forward_event=self.federation_sender.send_on_behalf_of,
         )
         self.federation_queries = FederationQueries(
             store.rooms,
@@ -376,7 +407,7 @@ class HomeServer:
             },
             "keys": {"/_matrix/key": self.federation_resource},
         }
-        self.services = []
+        self.services = [self.federation_sender]
 
         # Third-party modules (mxref.modules), in configuration order; a bad one stops start-up
         # with a ConfigError. Their resources go on the client listener.

@@ -65,5 +65,8 @@ def make_test_homeserver(testcase, reactor, server_name="test.example", override
     kwargs.setdefault("password_hasher", PasswordHasher.synchronous(rounds=4))
     homeserver, database = yield make_homeserver(config, reactor, **kwargs)
     testcase.addCleanup(database.close)
+    for service in homeserver.services:
+        service.startService()
+        testcase.addCleanup(service.stopService)
     homeserver.data_dir = data_dir
     return homeserver
