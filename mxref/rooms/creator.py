@@ -73,24 +73,31 @@ class EventCreator:
             raise MatrixError(404, "M_NOT_FOUND", f"Unknown room {room_id}")
         return get_room_version(identifier)
 
-    def send_event(self, room_id, sender, event_type, content, state_key=None, txn=None, redacts=None):
+    def send_event(
+        self, room_id, sender, event_type, content, state_key=None, txn=None, redacts=None,
+        before_new_event=None,
+    ):
         """Create an event as local user ``sender`` in ``room_id`` and persist it.
 
         :param content: the event content (a dict supplied by a client).
         :param state_key: ``None`` for a message event.
         :param txn: ``(device_id, txn_id)`` of the client request, for idempotency, or ``None``.
         :param redacts: for ``m.room.redaction``, the redacted event's ID.
+        :param before_new_event: called with no arguments once it is known that the request
+            is not a retry of an earlier transaction (e.g. a rate limit check, which may raise
+            to refuse the event), or ``None``.
         :returns: Deferred firing with ``(event_id, stream_ordering)``.
         :raises MatrixError: 400 ``M_BAD_JSON`` for content that is not canonical JSON in the
             room version, 413 ``M_TOO_LARGE`` for an event over 65,536 bytes, 403
             ``M_FORBIDDEN`` when the authorization rules refuse it, 404 for an unknown room.
         """
         return self._persister.serialised(
-            room_id, self._send_event_locked, room_id, sender, event_type, content, state_key, txn, redacts
+            room_id, self._send_event_locked, room_id, sender, event_type, content, state_key, txn, redacts,
+            before_new_event,
         )
 
     @defer.inlineCallbacks
-    def _send_event_locked(self, room_id, sender, event_type, content, state_key, txn, redacts):
+    def _send_event_locked(self, room_id, sender, event_type, content, state_key, txn, redacts, before_new_event):
         version = yield self.room_version_of(room_id)
         client_txn = None
         if txn is not None:
@@ -99,6 +106,8 @@ class EventCreator:
             if existing is not None:
                 stored = yield self._events.get_event(existing, allow_rejected=True)
                 return existing, stored.stream_ordering if stored is not None else None
+        if before_new_event is not None:
+            before_new_event()
         if not isinstance(content, dict):
             raise MatrixError(400, "M_BAD_JSON", "Event content must be a JSON object")
         if self._module_hooks is not None:

@@ -192,6 +192,22 @@ class RateLimitedCreateRoomTests(RoomApiTestCase):
         self.harness.clock.advance(30)
         await self.send_text(self.alice, room_id, "three")
 
+    @deferred_test
+    async def test_retried_transaction_is_not_limited(self):
+        """Retrying an already sent transaction ID while the limit is reached gives the same
+        event rather than 429."""
+        room_id = await self.create_room(self.alice)
+        first = await self.send_text(self.alice, room_id, "one", txn_id="again")
+        await self.fails(
+            429,
+            "M_LIMIT_EXCEEDED",
+            "PUT",
+            f"/rooms/{path_part(room_id)}/send/m.room.message/t9",
+            {"msgtype": "m.text", "body": "two"},
+            self.alice,
+        )
+        self.assertEqual(await self.send_text(self.alice, room_id, "one", txn_id="again"), first)
+
 
 class MembershipTests(RoomApiTestCase):
     """Join, invite, leave, forget, kick, ban and unban."""

@@ -118,13 +118,13 @@ class RoomActions:
         :returns: (coroutine) the event ID.
         """
         self._check_not_create(event_type)
-        existing = await self._events.get_event_by_txn_id(
-            requester.user_id, requester.device_id, txn_id
-        )
-        if existing is None:
-            self._check_rate(requester)
         event_id, _ = await self._creator.send_event(
-            room_id, requester.user_id, event_type, content, txn=(requester.device_id, txn_id)
+            room_id,
+            requester.user_id,
+            event_type,
+            content,
+            txn=(requester.device_id, txn_id),
+            before_new_event=lambda: self._check_rate(requester),
         )
         return event_id
 
@@ -155,11 +155,6 @@ class RoomActions:
         :returns: (coroutine) the redaction event's ID.
         """
         content = {} if reason is None else {"reason": reason}
-        if (
-            await self._events.get_event_by_txn_id(requester.user_id, requester.device_id, txn_id)
-            is None
-        ):
-            self._check_rate(requester)
         redaction_id, _ = await self._creator.send_event(
             room_id,
             requester.user_id,
@@ -167,6 +162,7 @@ class RoomActions:
             content,
             txn=(requester.device_id, txn_id),
             redacts=event_id,
+            before_new_event=lambda: self._check_rate(requester),
         )
         return redaction_id
 
