@@ -1,7 +1,7 @@
 """Two whole homeservers on the in-memory network: one joins, talks in and reads a room of the
 other through the receiver's endpoints, with real X-Matrix signatures and key fetching."""
 
-from twisted.internet import defer, reactor
+from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
 
 from mxref.auth.tokens import Requester
@@ -12,7 +12,7 @@ from mxref.testing.homeserver import make_test_homeserver
 from mxref.testing.network import FederationNetwork
 from tests.client.support import deferred_test
 
-A, B = "a.example", "b.example"
+A, B, C = "a.example", "b.example", "c.example"
 
 
 class TwoServerTests(unittest.TestCase):
@@ -149,3 +149,50 @@ class RemoteInviteTests(unittest.TestCase):
             },
             invite,
         )
+
+
+class ThreeServerTests(unittest.TestCase):
+    """Users of ``b.example`` and ``c.example`` join a room of ``a.example`` through the client
+    API; the resident passes each join on, and messages reach every server."""
+
+    @deferred_test
+    async def test_joins_are_forwarded_and_messages_reach_everyone(self):
+        """Carol's join, handed to a.example only, reaches b.example; Bob's message reaches
+        a.example and c.example."""
+        network = FederationNetwork(reactor)
+        servers = {}
+        for name in (A, B, C):
+            servers[name] = await make_test_homeserver(
+                self, reactor, server_name=name, federation_agent=network.agent_for(name)
+            )
+            network.add_server(name, servers[name].resources)
+        alice, bob, carol = f"@alice:{A}", f"@bob:{B}", f"@carol:{C}"
+        for user_id, name in ((alice, A), (bob, B), (carol, C)):
+            await servers[name].store.accounts.create_user(user_id, None)
+        room_id = await servers[A].room_creator.create_room(alice, preset="public_chat")
+        await servers[B].membership.join(bob, room_id, servers=[A])
+        await servers[C].membership.join(carol, room_id, servers=[A])
+
+        async def eventually(check):
+            for _ in range(2500):
+                if await check():
+                    return
+                await task.deferLater(reactor, 0.004, lambda: None)
+            self.fail("condition not reached")
+
+        async def member_on(name, user_id):
+            members = await servers[name].store.rooms.get_members(room_id, membership="join")
+            return user_id in members
+
+        await eventually(lambda: member_on(B, carol))
+        event_id, _ = await servers[B].event_creator.send_event(
+            room_id, bob, "m.room.message", {"msgtype": "m.text", "body": "hi all"}
+        )
+
+        async def has_event(name):
+            return (await servers[name].store.events.get_event(event_id)) is not None
+
+        await eventually(lambda: has_event(A))
+        await eventually(lambda: has_event(C))
+        for name in (A, B, C):
+            await servers[name].federation_sender.idle()
