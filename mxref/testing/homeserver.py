@@ -70,3 +70,24 @@ def make_test_homeserver(testcase, reactor, server_name="test.example", override
         testcase.addCleanup(service.stopService)
     homeserver.data_dir = data_dir
     return homeserver
+
+
+@defer.inlineCallbacks
+def make_federated_homeservers(testcase, reactor, server_names, overrides=None):
+    """Several test homeservers federating over one in-memory network.
+
+    :param server_names: the servers' names (e.g. ``["a.test", "b.test", "c.test"]``).
+    :param overrides: ``homeserver.yaml`` keys for every server.
+    :returns: Deferred firing with ``(network, {server_name: HomeServer})``.
+    """
+    from mxref.testing.network import FederationNetwork
+
+    network = FederationNetwork(reactor)
+    servers = {}
+    for name in server_names:
+        homeserver = yield make_test_homeserver(
+            testcase, reactor, server_name=name, overrides=overrides, federation_agent=network.agent_for(name)
+        )
+        network.add_server(name, homeserver.resources)
+        servers[name] = homeserver
+    return network, servers

@@ -105,9 +105,6 @@ class NetworkAgent:
     :param pump_interval: seconds between moving bytes while a request is in flight.
     """
 
-    #: A request whose response has not been read by then stops being served.
-    MAX_REQUEST_SECONDS = 120
-
     def __init__(self, network, origin, reactor, pump_interval=0.001):
         self._network = network
         self._origin = origin
@@ -128,22 +125,35 @@ class NetworkAgent:
             self._agents[destination] = agent
         self._network.requests.append((self._origin, destination, method.decode(), parts.path))
         target = f"http://{destination}{parts.path}" + (f"?{parts.query}" if parts.query else "")
-        d = agent.traversal.request(method, target.encode("ascii"), headers, bodyProducer)
-        pump = task.LoopingCall(agent.traversal.flush)
-        pump.clock = self._reactor
-        pump.start(self._pump_interval, now=True)
+        return pumped_request(agent.traversal, self._reactor, method, target.encode("ascii"), headers, bodyProducer,
+                              self._pump_interval)
 
-        # Never pump forever, whatever happens to the request or its body.
-        deadline = self._reactor.callLater(self.MAX_REQUEST_SECONDS, _stop, pump, None)
-        pump.deadline = deadline
 
-        def stop_pumping(result):
-            _stop(pump, deadline)
-            return result
+#: A request whose response has not been read by then stops being served.
+MAX_REQUEST_SECONDS = 120
 
-        d.addErrback(stop_pumping)
-        d.addCallback(lambda response: _PumpedResponse(response, pump))
-        return d
+
+def pumped_request(traversal, reactor, method, uri, headers=None, body_producer=None, pump_interval=0.001):
+    """Send a request through a :class:`treq.testing.RequestTraversalAgent`, moving its
+    in-memory bytes on the real reactor until the response body has been read.
+
+    :returns: Deferred firing with an ``IResponse``.
+    """
+    d = traversal.request(method, uri, headers, body_producer)
+    pump = task.LoopingCall(traversal.flush)
+    pump.clock = reactor
+    pump.start(pump_interval, now=True)
+    # Never pump forever, whatever happens to the request or its body.
+    deadline = reactor.callLater(MAX_REQUEST_SECONDS, _stop, pump, None)
+    pump.deadline = deadline
+
+    def stop_pumping(result):
+        _stop(pump, deadline)
+        return result
+
+    d.addErrback(stop_pumping)
+    d.addCallback(lambda response: _PumpedResponse(response, pump))
+    return d
 
 
 def _stop(pump, deadline):
