@@ -5,6 +5,7 @@ from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
 
 from mxref.auth.tokens import Requester
+from mxref.federation.receiver.pipeline import ACCEPTED
 from mxref.events.builder import build_event
 from mxref.events.hashing import compute_event_id
 from mxref.events.signing import sign_event
@@ -196,3 +197,61 @@ class ThreeServerTests(unittest.TestCase):
         await eventually(lambda: has_event(C))
         for name in (A, B, C):
             await servers[name].federation_sender.idle()
+
+
+class PartitionTests(unittest.TestCase):
+    """A server cut off while a room moves on catches up once the link is back."""
+
+    @deferred_test
+    async def test_gap_after_partition_is_bridged(self):
+        """Handed only a.example's latest event after missing many, b.example fetches the
+        missing events it can, bridges the rest with the state at the gap, and ends up with
+        the room's new name; the sender's catch-up afterwards changes nothing."""
+        network = FederationNetwork(reactor)
+        a = await make_test_homeserver(
+            self, reactor, server_name=A, federation_agent=network.agent_for(A)
+        )
+        b = await make_test_homeserver(
+            self, reactor, server_name=B, federation_agent=network.agent_for(B)
+        )
+        network.add_server(A, a.resources)
+        network.add_server(B, b.resources)
+        alice, bob = f"@alice:{A}", f"@bob:{B}"
+        await a.store.accounts.create_user(alice, None)
+        await b.store.accounts.create_user(bob, None)
+        room_id = await a.room_creator.create_room(alice, preset="public_chat")
+        await b.membership.join(bob, room_id, servers=[A])
+        await a.federation_sender.idle()
+
+        network.cut(A, B)
+        await a.event_creator.send_event(
+            room_id, alice, "m.room.name", {"name": "Renamed"}, state_key=""
+        )
+        for i in range(25):
+            await a.event_creator.send_event(
+                room_id, alice, "m.room.message", {"msgtype": "m.text", "body": str(i)}
+            )
+        last_id, _ = await a.event_creator.send_event(
+            room_id, alice, "m.room.message", {"msgtype": "m.text", "body": "last"}
+        )
+        await a.federation_sender.idle()
+        network.heal()
+
+        last = await a.store.events.get_event(last_id)
+        outcome = await b.pdu_receiver.receive_pdu(A, last.pdu)
+        self.assertEqual((outcome.event_id, outcome.status), (last_id, ACCEPTED))
+        asked = {path.split("/")[4] for origin, _d, _m, path in network.requests if origin == B}
+        self.assertIn("get_missing_events", asked)
+        self.assertIn("state_ids", asked)
+        state = await b.store.events.get_current_state(room_id, types=[("m.room.name", "")])
+        self.assertEqual(state[("m.room.name", "")].pdu["content"], {"name": "Renamed"})
+        extremities = await b.store.events.get_forward_extremities(room_id)
+        self.assertIn(last_id, [e for e, _ in extremities])
+
+        # b.example talking to a.example wakes a.example's queue for it; its catch-up then
+        # delivers events b.example already has or can now place.
+        await b.event_creator.send_event(
+            room_id, bob, "m.room.message", {"msgtype": "m.text", "body": "back"}
+        )
+        await a.federation_sender.idle()
+        await b.federation_sender.idle()
