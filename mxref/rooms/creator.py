@@ -23,6 +23,7 @@ from mxref.events.canonical import check_canonical_json, encode_canonical_json
 from mxref.events.hashing import compute_event_id, compute_reference_hash, encode_unpadded_base64
 from mxref.events.room_versions import EventFormat, get_room_version
 from mxref.events.validation import MAX_PDU_BYTES, validate_pdu_format
+from mxref.rooms.keyed_lock import KeyedLock
 from mxref.rooms.state import StateAt, with_event_id
 from mxref.storage.records import ClientTxn
 
@@ -56,6 +57,7 @@ class EventCreator:
         self._clock = clock
         self._last_create_ts = 0
         self._module_hooks = module_hooks
+        self._txn_locks = KeyedLock()
 
     def now_ms(self) -> int:
         """The current time in milliseconds since the epoch."""
@@ -91,23 +93,41 @@ class EventCreator:
             room version, 413 ``M_TOO_LARGE`` for an event over 65,536 bytes, 403
             ``M_FORBIDDEN`` when the authorization rules refuse it, 404 for an unknown room.
         """
-        return self._persister.serialised(
-            room_id, self._send_event_locked, room_id, sender, event_type, content, state_key, txn, redacts,
-            before_new_event,
+        if txn is None:
+            return self._send_new_event(room_id, sender, event_type, content, state_key, None, redacts, before_new_event)
+        # Requests with the same transaction ID run one after another (each sees whether an
+        # earlier one persisted its event), outside the room's lock so that the look-up does
+        # not hold up other senders in the room.
+        return self._txn_locks.run(
+            (sender, txn[0], txn[1]), self._send_event_once, room_id, sender, event_type, content, state_key,
+            txn, redacts, before_new_event,
         )
 
     @defer.inlineCallbacks
-    def _send_event_locked(self, room_id, sender, event_type, content, state_key, txn, redacts, before_new_event):
-        version = yield self.room_version_of(room_id)
-        client_txn = None
-        if txn is not None:
-            client_txn = ClientTxn(user_id=sender, device_id=txn[0], txn_id=txn[1])
-            existing = yield self._events.get_event_by_txn_id(sender, txn[0], txn[1])
-            if existing is not None:
-                stored = yield self._events.get_event(existing, allow_rejected=True)
-                return existing, stored.stream_ordering if stored is not None else None
+    def _send_event_once(self, room_id, sender, event_type, content, state_key, txn, redacts, before_new_event):
+        yield self.room_version_of(room_id)
+        existing = yield self._events.get_event_by_txn_id(sender, txn[0], txn[1])
+        if existing is not None:
+            stored = yield self._events.get_event(existing, allow_rejected=True)
+            return existing, stored.stream_ordering if stored is not None else None
+        client_txn = ClientTxn(user_id=sender, device_id=txn[0], txn_id=txn[1])
+        result = yield self._send_new_event(
+            room_id, sender, event_type, content, state_key, client_txn, redacts, before_new_event
+        )
+        return result
+
+    @defer.inlineCallbacks
+    def _send_new_event(self, room_id, sender, event_type, content, state_key, client_txn, redacts, before_new_event):
         if before_new_event is not None:
             before_new_event()
+        result = yield self._persister.serialised(
+            room_id, self._send_event_locked, room_id, sender, event_type, content, state_key, client_txn, redacts
+        )
+        return result
+
+    @defer.inlineCallbacks
+    def _send_event_locked(self, room_id, sender, event_type, content, state_key, client_txn, redacts):
+        version = yield self.room_version_of(room_id)
         if not isinstance(content, dict):
             raise MatrixError(400, "M_BAD_JSON", "Event content must be a JSON object")
         if self._module_hooks is not None:

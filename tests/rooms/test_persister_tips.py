@@ -76,3 +76,29 @@ class RoomTipTests(RoomServicesMixin, unittest.TestCase):
             stored = yield self.store.events.get_current_state_ids(room_id, types=keys)
             self.assertEqual(remembered, stored)
         self.assertEqual(set(remembered), set(keys))
+
+
+class ConcurrentTransactionTests(RoomServicesMixin, unittest.TestCase):
+    """Transaction IDs are looked up outside the room's lock."""
+
+    @defer.inlineCallbacks
+    def test_concurrent_retries_give_one_event(self):
+        """Three requests with the same transaction ID sent at once, amid other messages,
+        make one event; all three get its ID, and the rate check runs once."""
+        alice = self.user("alice")
+        room_id = yield self.room_creator.create_room(alice)
+        checks = []
+        sends = [
+            self.creator.send_event(
+                room_id, alice, "m.room.message", {"body": "once"}, txn=("DEV", "t1"),
+                before_new_event=lambda: checks.append(1),
+            )
+            for _ in range(3)
+        ] + [
+            self.creator.send_event(room_id, alice, "m.room.message", {"body": str(i)}, txn=("DEV", f"o{i}"))
+            for i in range(3)
+        ]
+        results = yield defer.gatherResults(sends)
+        self.assertEqual(len({event_id for event_id, _ in results[:3]}), 1)
+        self.assertEqual(len({event_id for event_id, _ in results}), 4)
+        self.assertEqual(checks, [1])
