@@ -255,3 +255,61 @@ class PartitionTests(unittest.TestCase):
         )
         await a.federation_sender.idle()
         await b.federation_sender.idle()
+
+    @deferred_test
+    async def test_conflicting_state_converges(self):
+        """Both sides rename the room during a partition; after it heals both servers hold the
+        same resolved name."""
+        network = FederationNetwork(reactor)
+        a = await make_test_homeserver(
+            self, reactor, server_name=A, federation_agent=network.agent_for(A)
+        )
+        b = await make_test_homeserver(
+            self, reactor, server_name=B, federation_agent=network.agent_for(B)
+        )
+        network.add_server(A, a.resources)
+        network.add_server(B, b.resources)
+        alice, bob = f"@alice:{A}", f"@bob:{B}"
+        await a.store.accounts.create_user(alice, None)
+        await b.store.accounts.create_user(bob, None)
+        room_id = await a.room_creator.create_room(
+            alice, preset="public_chat", power_level_content_override={"users": {bob: 50}}
+        )
+        await b.membership.join(bob, room_id, servers=[A])
+        await a.federation_sender.idle()
+
+        network.cut(A, B)
+        a_name, _ = await a.event_creator.send_event(
+            room_id, alice, "m.room.name", {"name": "A side"}, state_key=""
+        )
+        b_name, _ = await b.event_creator.send_event(
+            room_id, bob, "m.room.name", {"name": "B side"}, state_key=""
+        )
+        network.heal()
+        await a.event_creator.send_event(
+            room_id, alice, "m.room.message", {"msgtype": "m.text", "body": "a"}
+        )
+        await b.event_creator.send_event(
+            room_id, bob, "m.room.message", {"msgtype": "m.text", "body": "b"}
+        )
+
+        async def both_have_both():
+            for server in (a, b):
+                if not await server.store.events.have_events([a_name, b_name]) == {a_name, b_name}:
+                    return False
+            return True
+
+        for _ in range(2500):
+            if await both_have_both():
+                break
+            await task.deferLater(reactor, 0.004, lambda: None)
+        await a.federation_sender.idle()
+        await b.federation_sender.idle()
+        names = []
+        for server in (a, b):
+            state = await server.store.events.get_current_state_ids(
+                room_id, types=[("m.room.name", "")]
+            )
+            names.append(state[("m.room.name", "")])
+        self.assertEqual(names[0], names[1])
+        self.assertIn(names[0], (a_name, b_name))
