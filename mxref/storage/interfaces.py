@@ -222,6 +222,21 @@ class IEventStore(Interface):
             largest event ID. Originals without replacements are absent.
         """
 
+    def get_relations(room_id, parent_id, rel_type, event_type, from_position, to_position,
+                      limit, direction):
+        """A page of the events that relate to one event (``GET /relations``), read like
+        :meth:`get_room_events_stream`: accepted timeline events of ``room_id`` whose
+        ``m.relates_to`` names ``parent_id``, in topological order.
+
+        :param rel_type: only this relation type, or ``None`` for all.
+        :param event_type: only this event type, or ``None`` for all (with ``rel_type``).
+        :param from_position: a :class:`~mxref.storage.records.RoomPosition` to start at
+            (exclusive going forwards, inclusive going backwards, as for the stream).
+        :param to_position: where to stop, or ``None``.
+        :param direction: ``"b"`` (newest first) or ``"f"``.
+        :returns: Deferred firing with a list of StoredEvent.
+        """
+
 
 class IStateStore(Interface):
     """State groups: immutable, numbered snapshots of room state stored as deltas.

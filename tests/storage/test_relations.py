@@ -3,7 +3,7 @@
 from twisted.internet import defer
 from twisted.trial import unittest
 
-from mxref.storage.records import PersistBatch
+from mxref.storage.records import PersistBatch, RoomPosition
 from mxref.storage.sql.events import relation_of
 from tests.storage.harness import EventFactory, PostgresBackendMixin, SqliteBackendMixin
 
@@ -117,6 +117,44 @@ class RelationStoreConformanceMixin:
         yield self.persist(original, edit)
         yield self.persist(edit)
         self.assertEqual((yield self.replacement_ids(original)), {original.event_id: [edit.event_id]})
+
+
+    @defer.inlineCallbacks
+    def test_relations_paged_and_filtered(self):
+        """Children of an event come newest first (or oldest first), filtered by rel_type and type, paged by position."""
+        parent = self.make(content={"body": "root"})
+        edit = self.make(content=replace_of(parent.event_id))
+        reaction = self.make("m.reaction", sender=BOB, content={
+            "m.relates_to": {"rel_type": "m.annotation", "event_id": parent.event_id, "key": "x"}})
+        thread = self.make(sender=BOB, content={
+            "body": "t", "m.relates_to": {"rel_type": "m.thread", "event_id": parent.event_id}})
+        unrelated = self.make(content={"body": "other"})
+        rejected = self.make(content=replace_of(parent.event_id), rejected_reason="auth")
+        yield self.persist(parent, edit, reaction, thread, unrelated, rejected)
+        end = RoomPosition(None, (yield self.store.events.get_max_stream_ordering()))
+        start = RoomPosition(None, 0)
+
+        def ids(events):
+            return [e.event_id for e in events]
+
+        relations = self.store.events.get_relations
+        room = self.events.room_id
+        everything = yield relations(room, parent.event_id, None, None, end, None, 10, "b")
+        self.assertEqual(ids(everything), [thread.event_id, reaction.event_id, edit.event_id])
+        forwards = yield relations(room, parent.event_id, None, None, start, None, 10, "f")
+        self.assertEqual(ids(forwards), [edit.event_id, reaction.event_id, thread.event_id])
+        page = yield relations(room, parent.event_id, None, None, end, None, 2, "b")
+        self.assertEqual(ids(page), [thread.event_id, reaction.event_id])
+        rest = yield relations(room, parent.event_id, None, None, page[-1].position_before, None, 2, "b")
+        self.assertEqual(ids(rest), [edit.event_id])
+        until = yield relations(room, parent.event_id, None, None, end, everything[1].position_before, 10, "b")
+        self.assertEqual(ids(until), [thread.event_id, reaction.event_id])
+        by_type = yield relations(room, parent.event_id, "m.annotation", None, end, None, 10, "b")
+        self.assertEqual(ids(by_type), [reaction.event_id])
+        by_both = yield relations(room, parent.event_id, "m.thread", "m.reaction", end, None, 10, "b")
+        self.assertEqual(by_both, [])
+        other_room = yield relations("!other:x", parent.event_id, None, None, end, None, 10, "b")
+        self.assertEqual(other_room, [])
 
 
 class SqliteRelationStoreTests(RelationStoreConformanceMixin, SqliteBackendMixin, unittest.TestCase):

@@ -530,6 +530,44 @@ class SqlEventStore:
             return defer.succeed({})
         return self._db.run_interaction("get_replacements", txn_func)
 
+    def get_relations(self, room_id, parent_id, rel_type, event_type, from_position, to_position,
+                      limit, direction):
+        """See :meth:`IEventStore.get_relations`."""
+        if direction not in ("b", "f"):
+            raise ValueError(f"direction must be 'b' or 'f', not {direction!r}")
+        backwards = direction == "b"
+
+        def txn_func(txn):
+            conditions = [
+                "r.relates_to_id = ?", "room_id = ?",
+                "stream_ordering IS NOT NULL AND outlier = 0 AND rejected_reason IS NULL"
+                " AND soft_failed = 0",
+            ]
+            args = [parent_id, room_id]
+            if rel_type is not None:
+                conditions.append("r.rel_type = ?")
+                args.append(rel_type)
+            if event_type is not None:
+                conditions.append("r.type = ?")
+                args.append(event_type)
+            sql, sql_args = _position_condition(from_position, before=backwards)
+            conditions.append(sql)
+            args += sql_args
+            if to_position is not None:
+                sql, sql_args = _position_condition(to_position, before=not backwards)
+                conditions.append(sql)
+                args += sql_args
+            order = "DESC" if backwards else "ASC"
+            rows = txn.select(
+                "SELECT e.event_id FROM event_relations r JOIN events e ON e.event_id = r.event_id"
+                f" WHERE {' AND '.join(conditions)}"
+                f" ORDER BY depth {order}, stream_ordering {order} LIMIT ?",
+                args + [limit],
+            )
+            return _events_in_order(txn, [row[0] for row in rows])
+
+        return self._db.run_interaction("get_relations", txn_func)
+
     def get_event_by_txn_id(self, user_id, device_id, txn_id):
         """See :meth:`IEventStore.get_event_by_txn_id`."""
         d = self._db.execute(
