@@ -378,6 +378,7 @@ class HomeServer:
             signing_key,
             reactor,
             forward_event=self.federation_sender.send_on_behalf_of,
+            module_hooks=self.module_hooks,
         )
         self.federation_queries = FederationQueries(
             store.rooms,

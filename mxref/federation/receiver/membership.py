@@ -114,7 +114,9 @@ class ResidentMembership:
         signing_key,
         clock,
         forward_event=None,
+        module_hooks=None,
     ):
+        self._module_hooks = module_hooks
         self._events = events
         self._rooms = rooms
         self._accounts = accounts
@@ -506,6 +508,10 @@ class ResidentMembership:
         if user is None or user.deactivated:
             # The spec lists 400 and 403 only; a 400 would make the sender retry with v1.
             raise MatrixError(403, "M_FORBIDDEN", f"There is no user {invitee} to invite")
+        if self._module_hooks is not None:
+            # Modules' invite checks see invites from other servers too (a refusal is a 403
+            # for the inviting server).
+            yield self._module_hooks.check_invite(pdu.get("sender"), invitee, room_id)
         try:
             computed, checked = yield self._pdus.verify_pdu(pdu, version)
         except (InvalidEventFormat, SignatureError) as e:
