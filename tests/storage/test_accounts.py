@@ -109,6 +109,28 @@ class AccountStoreConformanceMixin:
         self.assertFalse((yield self.store.accounts.deactivate("@nobody:example.org")))
 
     @defer.inlineCallbacks
+    def test_tokens_looked_up_before_revocation_are_refused_after(self):
+        """A token that was just used stops working after each way of revoking it (single
+        token, device's tokens, device deletion, all tokens, deactivation)."""
+        yield self.store.accounts.create_user(ALICE, "h")
+        accounts = self.store.accounts
+        revocations = [
+            ("t1", "D1", lambda: accounts.delete_access_token("t1")),
+            ("t2", "D2", lambda: accounts.delete_access_tokens_for_device(ALICE, "D2")),
+            ("t3", "D3", lambda: accounts.delete_device(ALICE, "D3")),
+            ("t4", "D4", lambda: accounts.delete_all_access_tokens(ALICE, except_token="t5")),
+            ("t5", "D5", lambda: accounts.deactivate(ALICE)),
+        ]
+        for token, device_id, _revoke in revocations:
+            yield accounts.create_device(ALICE, device_id)
+            yield accounts.add_access_token(ALICE, device_id, token, 1)
+        for token, device_id, revoke in revocations:
+            for _ in range(2):
+                self.assertEqual((yield accounts.get_user_by_access_token(token)), TokenOwner(ALICE, device_id, False))
+            yield revoke()
+            self.assertIsNone((yield accounts.get_user_by_access_token(token)))
+
+    @defer.inlineCallbacks
     def test_profiles(self):
         """Display name and avatar are set and cleared independently."""
         self.assertIsNone((yield self.store.accounts.get_profile(ALICE)))

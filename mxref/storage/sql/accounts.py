@@ -6,6 +6,9 @@ Spec: Client-Server API "Account registration and management", "Login",
 "Device management", "Profiles".
 """
 
+import collections
+
+from twisted.internet import defer
 from zope.interface import implementer
 
 from mxref.storage.interfaces import IAccountStore
@@ -19,10 +22,30 @@ class SqlAccountStore:
     """Users, devices, access tokens and profiles in SQL.
 
     :param database: a :class:`~mxref.storage.database.Database`.
+    :param token_cache_size: how many access tokens' owners to keep in memory (every
+        authenticated request looks one up; all deletions of tokens go through this store,
+        which forgets them here too).
     """
 
-    def __init__(self, database):
+    def __init__(self, database, token_cache_size=10000):
         self._db = database
+        self._token_cache_size = token_cache_size
+        self._token_owners = collections.OrderedDict()  # token -> TokenOwner
+        self._token_deletions = 0  # so that a look-up overtaken by a deletion is not remembered
+
+    def _deleting_tokens(self, d, matches):
+        """Forget the remembered tokens ``matches(token, owner)`` selects, now and when the
+        deletion ``d`` has finished; returns ``d``."""
+
+        def forget(result=None):
+            self._token_deletions += 1
+            for token, owner in list(self._token_owners.items()):
+                if matches(token, owner):
+                    del self._token_owners[token]
+            return result
+
+        forget()
+        return d.addBoth(forget)
 
     def _changed(self, description, sql, *args):
         """Run one write statement; Deferred firing with whether it changed a row."""
@@ -76,7 +99,9 @@ class SqlAccountStore:
             txn.execute("DELETE FROM devices WHERE user_id = ?", (user_id,))
             return existed
 
-        return self._db.run_interaction("deactivate", txn_func)
+        return self._deleting_tokens(
+            self._db.run_interaction("deactivate", txn_func), lambda _t, owner: owner.user_id == user_id
+        )
 
     def create_device(self, user_id, device_id, display_name=None, created_ts=0):
         """See :meth:`IAccountStore.create_device`."""
@@ -131,7 +156,10 @@ class SqlAccountStore:
             txn.execute("DELETE FROM access_tokens WHERE user_id = ? AND device_id = ?", (user_id, device_id))
             return existed
 
-        return self._db.run_interaction("delete_device", txn_func)
+        return self._deleting_tokens(
+            self._db.run_interaction("delete_device", txn_func),
+            lambda _t, owner: (owner.user_id, owner.device_id) == (user_id, device_id),
+        )
 
     def add_access_token(self, user_id, device_id, token, created_ts):
         """See :meth:`IAccountStore.add_access_token`."""
@@ -146,18 +174,37 @@ class SqlAccountStore:
 
     def get_user_by_access_token(self, token):
         """See :meth:`IAccountStore.get_user_by_access_token`."""
+        owner = self._token_owners.get(token)
+        if owner is not None:
+            self._token_owners.move_to_end(token)
+            return defer.succeed(owner)
+        deletions = self._token_deletions
+
+        def loaded(rows):
+            if not rows:
+                return None
+            owner = TokenOwner(rows[0][0], rows[0][1], bool(rows[0][2]))
+            if self._token_deletions == deletions:
+                self._token_owners[token] = owner
+                while len(self._token_owners) > self._token_cache_size:
+                    self._token_owners.popitem(last=False)
+            return owner
+
         d = self._db.execute(
             "get_user_by_access_token",
             "SELECT t.user_id, t.device_id, u.is_guest FROM access_tokens t"
             " LEFT JOIN users u ON u.user_id = t.user_id WHERE t.token = ?",
             token,
         )
-        d.addCallback(lambda rows: TokenOwner(rows[0][0], rows[0][1], bool(rows[0][2])) if rows else None)
+        d.addCallback(loaded)
         return d
 
     def delete_access_token(self, token):
         """See :meth:`IAccountStore.delete_access_token`."""
-        return self._changed("delete_access_token", "DELETE FROM access_tokens WHERE token = ?", token)
+        return self._deleting_tokens(
+            self._changed("delete_access_token", "DELETE FROM access_tokens WHERE token = ?", token),
+            lambda t, _owner: t == token,
+        )
 
     def delete_access_tokens_for_device(self, user_id, device_id, except_token=None):
         """See :meth:`IAccountStore.delete_access_tokens_for_device`."""
@@ -169,7 +216,10 @@ class SqlAccountStore:
             )
             return txn.rowcount
 
-        return self._db.run_interaction("delete_access_tokens_for_device", txn_func)
+        return self._deleting_tokens(
+            self._db.run_interaction("delete_access_tokens_for_device", txn_func),
+            lambda t, owner: (owner.user_id, owner.device_id) == (user_id, device_id) and t != except_token,
+        )
 
     def delete_all_access_tokens(self, user_id, except_token=None):
         """See :meth:`IAccountStore.delete_all_access_tokens`."""
@@ -181,7 +231,10 @@ class SqlAccountStore:
                 txn.execute("DELETE FROM access_tokens WHERE user_id = ? AND token <> ?", (user_id, except_token))
             return txn.rowcount
 
-        return self._db.run_interaction("delete_all_access_tokens", txn_func)
+        return self._deleting_tokens(
+            self._db.run_interaction("delete_all_access_tokens", txn_func),
+            lambda t, owner: owner.user_id == user_id and t != except_token,
+        )
 
     def get_profile(self, user_id):
         """See :meth:`IAccountStore.get_profile`."""
