@@ -43,6 +43,8 @@ from mxref.client.directory.service import RoomDirectory
 from mxref.client.meta.resource import MetaResource
 from mxref.client.profile.resource import ProfileResource
 from mxref.client.profile.service import ProfileService
+from mxref.client.relations.resource import RelationResource
+from mxref.client.relations.service import RelationReader
 from mxref.client.receipts.resource import ReceiptResource
 from mxref.client.receipts.service import ReadReceipts, TypingRequests
 from mxref.client.receipts.typing import TypingTracker
@@ -267,6 +269,7 @@ class HomeServer:
         )
         self.visibility = EventVisibility(store.events, store.state, store.rooms)
         self.room_reader = RoomReader(store.events, store.rooms, store.state, self.visibility, reactor)
+        self.relations = RelationReader(store.events, store.rooms, self.room_reader, self.visibility, reactor)
         self.directory = RoomDirectory(store.events, store.rooms, self.membership, self.server_name)
         self.profiles = ProfileService(store.accounts, store.rooms, store.events, self.event_creator, self.server_name)
         self.typing = TypingTracker(reactor, self.notifier)
@@ -439,6 +442,7 @@ class HomeServer:
             SharedSecretRegistrationResource(self.registrar),
             RoomResource(self.room_actions, self.authenticator),
             RoomReadingResource(self.room_reader, self.authenticator),
+            RelationResource(self.relations, self.authenticator),
             DirectoryResource(
                 self.directory,
                 self.authenticator,

@@ -273,6 +273,7 @@ class WholeHomeserverBadInputTests(unittest.TestCase):
             "filterId": "0",
             "type": "m.example",
             "keyId": "ed25519:nope",
+            "relType": "m.replace",
         }
         path = pattern
         for name, value in {**real, **(overrides or {})}.items():

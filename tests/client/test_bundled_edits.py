@@ -25,8 +25,8 @@ def edit_of(original_id, body):
     }
 
 
-class BundledEditTests(unittest.TestCase):
-    """Originals carry their latest valid edit under unsigned.m.relations.m.replace."""
+class RoomFixture(unittest.TestCase):
+    """A whole test homeserver with Alice's public room that Bob has joined."""
 
     @deferred_test
     async def setUp(self):
@@ -73,6 +73,11 @@ class BundledEditTests(unittest.TestCase):
             name: event["unsigned"].get("m.relations", {}).get("m.replace", {}).get("event_id")
             for name, event in served.items()
         }
+
+
+
+class BundledEditTests(RoomFixture):
+    """Originals carry their latest valid edit under unsigned.m.relations.m.replace."""
 
     @deferred_test
     async def test_latest_edit_bundled_everywhere(self):

@@ -1,0 +1,1 @@
+"""``GET /rooms/{roomId}/relations/{eventId}``: the events that relate to an event."""
