@@ -206,7 +206,7 @@ class EventPersister:
                 built_on_tip = True
             else:
                 new_current = yield self._current_state_for(
-                    room_version, new_extremities, event_id, state_after
+                    room_version, new_extremities, event_id, pdu, state_after
                 )
                 old_current = yield self._events.get_current_state_ids(room_id)
                 to_insert = {k: v for k, v in new_current.items() if old_current.get(k) != v}
@@ -258,14 +258,17 @@ class EventPersister:
         return stream_ordering, state_after
 
     @defer.inlineCallbacks
-    def _current_state_for(self, room_version, extremities, event_id, state_after):
+    def _current_state_for(self, room_version, extremities, event_id, pdu, state_after):
         """The room's state given its forward extremities: the state after the new event when
-        it is the only extremity, otherwise the resolution of the states after each one."""
+        it is the only extremity, otherwise the resolution of the states after each one (the
+        new event, not stored yet, is handed to the resolution)."""
         ids_after = yield self._state_reader.ids_of(state_after)
         if extremities == {event_id}:
             return ids_after
         others = yield self._state_reader.state_maps_after([e for e in extremities if e != event_id])
-        resolved = yield self._state_reader.resolve(room_version, [ids_after] + others)
+        resolved = yield self._state_reader.resolve(
+            room_version, [ids_after] + others, unstored_events={event_id: pdu}
+        )
         return resolved
 
 

@@ -11,7 +11,7 @@ import attr
 from twisted.internet import defer
 
 from mxref.events.room_versions import get_room_version
-from mxref.events.stateres import resolve_state
+from mxref.events.stateres import auth_event_ids, resolve_state
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -103,12 +103,15 @@ class RoomStateReader:
         return maps
 
     @defer.inlineCallbacks
-    def resolve(self, room_version, state_sets):
+    def resolve(self, room_version, state_sets, unstored_events=None):
         """Resolve several state maps with the room version's algorithm.
 
         Loads every event of the state sets and of their auth chains, as
         :func:`~mxref.events.stateres.resolve_state` requires.
 
+        :param unstored_events: ``{event_id: pdu}`` of events named in the state sets that
+            are not in the store yet (the event being persisted): without them the
+            resolution would silently leave them out.
         :returns: Deferred firing with the resolved state map.
         """
         state_sets = [dict(s) for s in state_sets if s is not None]
@@ -116,12 +119,17 @@ class RoomStateReader:
             return {}
         if all(s == state_sets[0] for s in state_sets[1:]):
             return dict(state_sets[0])
+        unstored = {event_id: dict(pdu, event_id=event_id) for event_id, pdu in (unstored_events or {}).items()}
         member_ids = set()
         for s in state_sets:
             member_ids.update(s.values())
-        chain_ids = yield self._events.get_auth_chain_ids(list(member_ids))
-        stored = yield self._events.get_events(list(member_ids | set(chain_ids)), allow_rejected=True)
+        to_load = member_ids - set(unstored)
+        for pdu in unstored.values():
+            to_load.update(auth_event_ids(pdu))
+        chain_ids = yield self._events.get_auth_chain_ids(list(to_load))
+        stored = yield self._events.get_events(list(to_load | set(chain_ids)), allow_rejected=True)
         events = {event_id: with_event_id(e) for event_id, e in stored.items()}
+        events.update(unstored)
         rejected = frozenset(event_id for event_id, e in stored.items() if e.rejected_reason)
         return resolve_state(get_room_version(room_version), state_sets, events, rejected=rejected)
 
