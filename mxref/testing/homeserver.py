@@ -9,6 +9,7 @@ import os
 
 import yaml
 from twisted.internet import defer
+from twisted.internet.task import deferLater
 
 from mxref.auth.passwords import PasswordHasher
 from mxref.config import HomeServerConfig
@@ -90,4 +91,30 @@ def make_federated_homeservers(testcase, reactor, server_names, overrides=None):
         )
         network.add_server(name, homeserver.resources)
         servers[name] = homeserver
+    # Cleanups run last-added first: this one runs before any service stops, so that no
+    # transaction is still in flight (and no request timer pending) when the test ends.
+    testcase.addCleanup(settle_federation, reactor, servers.values())
     return network, servers
+
+
+@defer.inlineCallbacks
+def settle_federation(reactor, homeservers, timeout=10.0):
+    """Wait until no homeserver's federation sender has a transaction in flight, twice in a row
+    (an answered transaction can make the receiving server send in turn).
+
+    :param homeservers: the :class:`~mxref.homeserver.HomeServer` objects.
+    :param timeout: give up waiting after this many seconds.
+    :returns: Deferred firing with ``None``.
+    """
+    senders = [h.federation_sender for h in homeservers]
+    deadline = reactor.seconds() + timeout
+    quiet_rounds = 0
+    while quiet_rounds < 2 and reactor.seconds() < deadline:
+        waits = [s.idle() for s in senders]
+        busy = any(not d.called for d in waits)
+        try:
+            yield defer.gatherResults(waits).addTimeout(max(deadline - reactor.seconds(), 0.01), reactor)
+        except defer.TimeoutError:
+            return
+        quiet_rounds = 0 if busy else quiet_rounds + 1
+        yield deferLater(reactor, 0.01, lambda: None)
