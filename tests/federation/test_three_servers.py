@@ -538,3 +538,155 @@ class StateConvergenceTests(ThreeServerTestCase):
         state = yield full_state(self.carol, room_id)
         self.assertEqual(state[("m.room.power_levels", "")]["content"]["users"][self.bob.user_id], 50)
         self.assertEqual(state[("m.room.topic", "")]["sender"], self.bob.user_id)
+
+
+class MoreMembershipTests(ThreeServerTestCase):
+    """Membership changes made from a server other than the room's creator's."""
+
+    @defer.inlineCallbacks
+    def test_invite_from_second_server_rejected_through_it(self):
+        """bob (b.test) invites carol; she rejects through b.test, which passes her leave on to a.test."""
+        room_id = yield self.alice.create_room(preset="public_chat")
+        yield self.bob.join(room_id, via=["a.test"])
+        yield self.see_membership(self.bob, room_id, self.bob.user_id, "join")
+        yield self.bob.invite(room_id, self.carol.user_id)
+        yield self.see_membership(self.alice, room_id, self.carol.user_id, "invite")
+        carol_sync = SyncReader(self.carol)
+        yield eventually(lambda: carol_sync.poll().addCallback(lambda r: room_id in r.sections["invite"]))
+        yield self.carol.leave(room_id)
+        sent = [r for r in self.network.requests if r[:2] == ("c.test", "b.test") and "send_leave" in r[3]]
+        self.assertTrue(sent)
+        for client in (self.alice, self.bob):
+            yield self.see_membership(client, room_id, self.carol.user_id, "leave")
+
+    @defer.inlineCallbacks
+    def test_invite_from_second_server_accepted(self):
+        """bob (b.test) invites carol to an invite-only room; she joins and every server sees her joined."""
+        room_id = yield self.alice.create_room(preset="private_chat")
+        yield self.alice.invite(room_id, self.bob.user_id)
+        yield self.bob.join(room_id, via=["a.test"])
+        power = yield self.alice.get_state(room_id, "m.room.power_levels")
+        power["invite"] = 0
+        yield self.alice.set_state(room_id, "m.room.power_levels", power)
+        yield eventually(
+            lambda: self.bob.get_state(room_id, "m.room.power_levels").addCallback(lambda p: p.get("invite") == 0)
+        )
+        yield self.bob.invite(room_id, self.carol.user_id)
+        carol_sync = SyncReader(self.carol)
+        yield eventually(lambda: carol_sync.poll().addCallback(lambda r: room_id in r.sections["invite"]))
+        self.assertEqual((yield self.carol.join(room_id)), room_id)
+        for client in self.clients:
+            yield self.see_membership(client, room_id, self.carol.user_id, "join")
+
+    @defer.inlineCallbacks
+    def test_leave_and_rejoin_catches_up(self):
+        """bob leaves, a and c chat, bob rejoins: he sees new messages and every server has the same state."""
+        room_id = yield self.room_with_everyone()
+        yield self.bob.leave(room_id)
+        yield self.see_membership(self.alice, room_id, self.bob.user_id, "leave")
+        yield self.alice.set_state(room_id, "m.room.topic", {"topic": "while bob was away"})
+        yield self.carol.send_text(room_id, "while bob was away")
+        yield eventually(
+            lambda: self.alice.messages(room_id, limit=1).addCallback(
+                lambda p: bodies_of(p["chunk"]) == ["while bob was away"]
+            )
+        )
+        self.assertEqual((yield self.bob.join(room_id, via=["c.test"])), room_id)
+        yield self.see_membership(self.alice, room_id, self.bob.user_id, "join")
+        self.assertEqual((yield self.bob.get_state(room_id, "m.room.topic")), {"topic": "while bob was away"})
+        yield self.alice.send_text(room_id, "welcome back")
+        yield self.bob.send_text(room_id, "glad to be back")
+        for client in self.clients:
+            yield eventually(
+                lambda c=client: c.messages(room_id, limit=5).addCallback(
+                    lambda p: {"welcome back", "glad to be back"} <= set(bodies_of(p["chunk"]))
+                )
+            )
+
+        @defer.inlineCallbacks
+        def states_agree():
+            states = []
+            for client in self.clients:
+                state = yield full_state(client, room_id)
+                states.append({key: e["event_id"] for key, e in state.items()})
+            return states[0] == states[1] == states[2]
+
+        yield eventually(states_agree)
+
+    @defer.inlineCallbacks
+    def test_remote_moderator_kicks_third_server_user(self):
+        """bob (b.test), made moderator by alice, kicks carol (c.test): a.test and c.test see the kick."""
+        room_id = yield self.room_with_everyone()
+        power = yield self.alice.get_state(room_id, "m.room.power_levels")
+        power["users"][self.bob.user_id] = 50
+        yield self.alice.set_state(room_id, "m.room.power_levels", power)
+        yield eventually(
+            lambda: self.bob.get_state(room_id, "m.room.power_levels").addCallback(
+                lambda p: p["users"].get(self.bob.user_id) == 50
+            )
+        )
+        carol_sync = SyncReader(self.carol)
+        yield carol_sync.poll()
+        yield self.bob.membership_of(room_id, "kick", self.carol.user_id)
+        for client in (self.alice, self.carol):
+            yield self.see_membership(client, room_id, self.carol.user_id, "leave")
+        yield eventually(lambda: carol_sync.poll().addCallback(lambda r: room_id in r.sections["leave"]))
+        kick = carol_sync.timelines[room_id][-1]
+        self.assertEqual((kick["sender"], kick["state_key"]), (self.bob.user_id, self.carol.user_id))
+
+    @defer.inlineCallbacks
+    def test_ban_before_join(self):
+        """alice bans dave (c.test) before he ever joins: he cannot join although carol keeps c.test in the room."""
+        room_id = yield self.room_with_everyone()
+        yield self.alice.membership_of(room_id, "ban", self.dave.user_id)
+        yield self.see_membership(self.carol, room_id, self.dave.user_id, "ban")
+        with self.assertRaises(ClientError) as caught:
+            yield self.dave.join(room_id, via=["a.test"])
+        self.assertEqual(caught.exception.code, 403)
+
+    @defer.inlineCallbacks
+    def test_restricted_join_falls_back_to_an_authorising_server(self):
+        """b.test cannot authorise carol's restricted join (no one there may invite); her join through b then a succeeds via a.test."""
+        space_id = yield self.alice.create_room(preset="public_chat")
+        yield self.carol.join(space_id, via=["a.test"])
+        yield self.bob.join(space_id, via=["a.test"])
+        room_id = yield self.alice.create_room(
+            preset="public_chat",
+            room_version="10",
+            power_level_content_override={"invite": 50},
+            initial_state=[
+                {
+                    "type": "m.room.join_rules",
+                    "state_key": "",
+                    "content": {"join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": space_id}]},
+                }
+            ],
+        )
+        yield self.bob.join(room_id, via=["a.test"])
+        yield self.see_membership(self.bob, room_id, self.bob.user_id, "join")
+        self.assertEqual((yield self.carol.join(room_id, via=["b.test", "a.test"])), room_id)
+        asked = [r[1] for r in self.network.requests if r[0] == "c.test" and "/make_join/" in r[3]]
+        self.assertEqual(asked[-2:], ["b.test", "a.test"])
+        yield self.see_membership(self.bob, room_id, self.carol.user_id, "join")
+
+
+class RedactionTests(ThreeServerTestCase):
+    """Redactions cross servers."""
+
+    @defer.inlineCallbacks
+    def test_redaction_reaches_every_server(self):
+        """alice redacts bob's message; every server shows it redacted (content empty)."""
+        room_id = yield self.room_with_everyone()
+        event_id = yield self.bob.send_text(room_id, "oops")
+        for client in self.clients:
+            yield eventually(
+                lambda c=client: c.messages(room_id, limit=1).addCallback(lambda p: bodies_of(p["chunk"]) == ["oops"])
+            )
+        yield self.alice.request("PUT", f"{_room_path(room_id)}/redact/{quote(event_id)}/r1", {"reason": "spam"})
+
+        def redacted(client):
+            d = client.request("GET", f"{_room_path(room_id)}/event/{quote(event_id)}")
+            return d.addCallback(lambda e: e["content"] == {} and "redacted_because" in e.get("unsigned", {}))
+
+        for client in self.clients:
+            yield eventually(lambda c=client: redacted(c))
