@@ -56,6 +56,7 @@ from mxref.client.visibility import EventVisibility
 from mxref.crypto.keys import load_signing_key, old_verify_keys
 from mxref.crypto.keyring import Keyring
 from mxref.federation.acl import ServerAclChecker
+from mxref.federation.backfill import RemoteHistory
 from mxref.federation.receiver.edus import EduRouter, ReceiptEduReceiver, TypingEduReceiver
 from mxref.federation.receiver.membership import ResidentMembership
 from mxref.federation.receiver.pipeline import PduReceiver
@@ -268,7 +269,12 @@ class HomeServer:
             module_hooks=self.module_hooks,
         )
         self.visibility = EventVisibility(store.events, store.state, store.rooms)
-        self.room_reader = RoomReader(store.events, store.rooms, store.state, self.visibility, reactor)
+        self.remote_history = RemoteHistory(
+            store.rooms, self.federation_client, self.pdu_receiver, reactor, self.server_name
+        )
+        self.room_reader = RoomReader(
+            store.events, store.rooms, store.state, self.visibility, reactor, remote_history=self.remote_history
+        )
         self.relations = RelationReader(store.events, store.rooms, self.room_reader, self.visibility, reactor)
         self.directory = RoomDirectory(store.events, store.rooms, self.membership, self.server_name)
         self.profiles = ProfileService(store.accounts, store.rooms, store.events, self.event_creator, self.server_name)

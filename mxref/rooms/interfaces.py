@@ -60,3 +60,24 @@ class NoRemoteRooms:
     join_remote_room = _refuse
     invite_remote_user = _refuse
     leave_remote_room = _refuse
+
+
+class IRemoteHistory(Interface):
+    """Fetching a room's older history from other servers, for clients paging backwards
+    past what this server holds (``GET /messages``)."""
+
+    def fill_gap(room_id, event_ids):
+        """Ask the room's other servers for ``event_ids`` (events we do not hold, named as
+        ``prev_events`` by events we do) and their predecessors, and store them as history.
+
+        :returns: Deferred firing with the number of events newly stored (0 when no server
+            could help); never fails.
+        """
+
+
+@implementer(IRemoteHistory)
+class NoRemoteHistory:
+    """The :class:`IRemoteHistory` of a server that does not federate: nothing to fetch."""
+
+    def fill_gap(self, room_id, event_ids):
+        return defer.succeed(0)

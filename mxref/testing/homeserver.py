@@ -70,6 +70,7 @@ def make_test_homeserver(testcase, reactor, server_name="test.example", override
         service.startService()
         testcase.addCleanup(service.stopService)
     homeserver.data_dir = data_dir
+    homeserver.database = database
     return homeserver
 
 

@@ -43,6 +43,9 @@ PAGINATION_BATCH = 20
 #: visibility or the filter hide events.
 MAX_PAGINATION_ROUNDS = 5
 
+#: The most gaps in the history one ``/messages`` page asks other servers to fill.
+MAX_BACKFILLS_PER_PAGE = 3
+
 HISTORY_VISIBILITY_KEY = ("m.room.history_visibility", "")
 
 
@@ -250,14 +253,18 @@ class RoomReader:
     :param state: an :class:`~mxref.storage.interfaces.IStateStore`.
     :param visibility: an :class:`~mxref.client.visibility.EventVisibility`.
     :param clock: an ``IReactorTime`` (for ``unsigned.age``).
+    :param remote_history: an :class:`~mxref.rooms.interfaces.IRemoteHistory`; when given,
+        ``/messages`` going backwards fetches the history this server lacks from the room's
+        other servers (Server-Server API, "Backfilling and retrieving missing events").
     """
 
-    def __init__(self, events, rooms, state, visibility, clock):
+    def __init__(self, events, rooms, state, visibility, clock, remote_history=None):
         self._events = events
         self._rooms = rooms
         self._state = state
         self._visibility = visibility
         self._clock = clock
+        self._remote_history = remote_history
 
     def _now_ms(self):
         return int(self._clock.seconds() * 1000)
@@ -480,13 +487,25 @@ class RoomReader:
 
         chunk, end = [], start
         exhausted = not event_filter.allows_room(room_id)
+        if direction == "b" and start.topological is None and not exhausted:
+            end = await self._topological_start(room_id, start)
         rounds = 0
+        gaps_tried = set()
         while not exhausted and len(chunk) < limit and rounds < MAX_PAGINATION_ROUNDS:
             rounds += 1
             wanted = max(limit - len(chunk), PAGINATION_BATCH)
             batch = await self._events.get_room_events_stream(
                 room_id, end, to_position, wanted, direction
             )
+            if direction == "b" and self._remote_history is not None:
+                gap = await self._history_gap(batch)
+                if gap and gap not in gaps_tried and len(gaps_tried) < MAX_BACKFILLS_PER_PAGE:
+                    # Events in this batch name predecessors we lack: fetch them from the
+                    # room's other servers, then read the batch again.
+                    gaps_tried.add(gap)
+                    if await self._remote_history.fill_gap(room_id, gap):
+                        rounds -= 1
+                        continue
             visible = await self._visibility.filter_for_user(requester.user_id, batch)
             visible_ids = {e.event_id for e in visible}
             consumed = 0
@@ -510,6 +529,37 @@ class RoomReader:
         if not exhausted:
             response["end"] = format_room_position(end)
         return response
+
+    async def _topological_start(self, room_id, position):
+        """A topological position for paging backwards from a stream-only ``position`` (a
+        ``/sync`` token): just after the deepest event at or before it. Unlike the stream
+        position, it also reaches older events stored later (history fetched with backfill).
+
+        :returns: (coroutine) a :class:`~mxref.storage.records.RoomPosition`.
+        """
+        newest = await self._events.get_room_events_stream(room_id, position, None, 1, "b")
+        if not newest:
+            return position
+        return RoomPosition(newest[0].depth, position.stream)
+
+    async def _history_gap(self, batch):
+        """The ``prev_events`` of ``batch`` that this server does not hold in the timeline
+        (unknown, or known only as outliers): where its history has a gap.
+
+        :returns: (coroutine) a sorted tuple of event IDs, empty when there is no gap.
+        """
+        prev_ids = set()
+        for event in batch:
+            for reference in event.pdu.get("prev_events") or ():
+                # Room versions 1 and 2 reference events as [event_id, hashes].
+                prev_id = reference[0] if isinstance(reference, list) and reference else reference
+                if isinstance(prev_id, str):
+                    prev_ids.add(prev_id)
+        prev_ids -= {event.event_id for event in batch}
+        if not prev_ids:
+            return ()
+        held = await self._events.get_events(sorted(prev_ids), allow_rejected=True)
+        return tuple(sorted(p for p in prev_ids if p not in held or held[p].outlier))
 
     async def get_context(self, requester, room_id, event_id, limit, event_filter):
         """Events around one event, for ``GET /context/{eventId}``.

@@ -34,6 +34,7 @@ from mxref.events.hashing import check_content_hash, compute_event_id
 from mxref.events.redaction import redact, redacts_of
 from mxref.events.room_versions import EventFormat, UnsupportedRoomVersion, get_room_version
 from mxref.events.validation import validate_pdu_format
+from mxref.rooms.persister import state_key_of
 from mxref.rooms.state import StateAt, with_event_id
 from mxref.storage.records import EventToPersist, PersistBatch
 
@@ -240,6 +241,66 @@ class PduReceiver:
         )
         return result
 
+    def receive_historical(self, origin, room_id, raw_pdus):
+        """Check and store events older than those we hold (a ``/backfill`` answer), oldest
+        first, under the room's lock; they join the timeline but never change the room's
+        forward extremities or current state, and no client is woken for them.
+
+        Spec: Server-Server API, "Backfilling and retrieving missing events": backfilled
+        events go through the checks on receipt of a PDU, except soft failure, which only
+        concerns new events.
+
+        :param origin: the server that answered.
+        :param raw_pdus: the PDUs as received.
+        :returns: Deferred firing with ``[PduOutcome]`` for the events processed (events
+            already held, malformed ones and other rooms' are left out).
+        """
+        return self._persister.serialised(room_id, self._receive_historical_locked, origin, room_id, raw_pdus)
+
+    @defer.inlineCallbacks
+    def _receive_historical_locked(self, origin, room_id, raw_pdus):
+        version_id = yield self._rooms.get_room_version(room_id)
+        if version_id is None:
+            return []
+        version = get_room_version(version_id)
+        candidates = {}
+        for raw in raw_pdus:
+            try:
+                event_id, pdu = yield self.verify_pdu(raw, version)
+            except (InvalidEventFormat, SignatureError) as e:
+                self.log.info("skipped a backfilled event from {origin}: {error}", origin=origin, error=e.msg)
+                continue
+            if room_id_of_pdu(pdu, version) == room_id:
+                candidates[event_id] = pdu
+        held = yield self._events.get_events(list(candidates), allow_rejected=True)
+        outcomes = []
+        ordered = sorted(candidates.items(), key=lambda item: (item[1].get("depth", 0), item[0]))
+        for event_id, pdu in ordered:
+            if event_id in held and not held[event_id].outlier:
+                continue
+            outcome = yield self._process_checked(
+                origin, version, room_id, event_id, pdu, fetch_missing=False, historical=True
+            )
+            outcomes.append(outcome)
+        return outcomes
+
+    @defer.inlineCallbacks
+    def _persist_historical(self, version, room_id, event_id, pdu, state_before, rejected_reason):
+        """Store a backfilled event with the state group after it and no room update."""
+        key = state_key_of(pdu)
+        _state_after, group = yield self._state_reader.store_state_after(
+            room_id, state_before, event_id, key if rejected_reason is None else None
+        )
+        record = EventToPersist.from_pdu(
+            event_id,
+            pdu,
+            room_id=room_id,
+            rejected_reason=rejected_reason,
+            state_group=group,
+            redacts=redacts_of(pdu, version),
+        )
+        yield self._events.persist_events(PersistBatch(events=[record]))
+
     # -- the pipeline ---------------------------------------------------------------------------
 
     @defer.inlineCallbacks
@@ -277,8 +338,13 @@ class PduReceiver:
         return outcome
 
     @defer.inlineCallbacks
-    def _process_checked(self, origin, version, room_id, event_id, pdu, fetch_missing):
-        """Steps 4-6 and persisting, for a PDU whose format, signatures and hash are checked."""
+    def _process_checked(self, origin, version, room_id, event_id, pdu, fetch_missing, historical=False):
+        """Steps 4-6 and persisting, for a PDU whose format, signatures and hash are checked.
+
+        A ``historical`` event (backfilled, older than what we hold) skips step 6, as the
+        current state says nothing about whether an old event was allowed, and is stored
+        without touching the room's forward extremities or current state.
+        """
         existing = yield self._events.get_event(event_id, allow_rejected=True)
         if existing is not None and not existing.outlier:
             return _outcome_of_stored(existing)
@@ -303,7 +369,7 @@ class PduReceiver:
                 yield self._check_against_state(version, event, state_ids)
             except AuthError as e:
                 rejected_reason = f"not allowed by the state before it: {e.msg}"
-        if rejected_reason is None:
+        if rejected_reason is None and not historical:
             current_ids = yield self._events.get_current_state_ids(
                 room_id, types=_auth_state_keys(event, version)
             )
@@ -318,15 +384,18 @@ class PduReceiver:
             if (yield self._module_hooks.refuses_remote_event(event, origin)):
                 soft_failed = True
 
-        yield self._persister.persist_event(
-            version,
-            room_id,
-            event_id,
-            pdu,
-            state_before,
-            rejected_reason=rejected_reason,
-            soft_failed=soft_failed,
-        )
+        if historical:
+            yield self._persist_historical(version, room_id, event_id, pdu, state_before, rejected_reason)
+        else:
+            yield self._persister.persist_event(
+                version,
+                room_id,
+                event_id,
+                pdu,
+                state_before,
+                rejected_reason=rejected_reason,
+                soft_failed=soft_failed,
+            )
         if rejected_reason is not None:
             self.log.info(
                 "rejected {event_id} from {origin}: {reason}",
