@@ -430,10 +430,46 @@ class ServerAclTests(ThreeServerTestCase):
             self.assertNotIn("can you hear me", bodies_of(page["chunk"]))
         # c.test's requests for the room get 403.
         federation = self.servers["c.test"].federation_client
+        event_id = yield self.alice.send_text(room_id, "for a and b")
+        yield eventually(
+            lambda: self.bob.messages(room_id, limit=1).addCallback(lambda p: bodies_of(p["chunk"]) == ["for a and b"])
+        )
         for destination in ("a.test", "b.test"):
-            with self.assertRaises(Exception) as caught:
-                yield federation.make_join(destination, room_id, self.dave.user_id, ["10", "11"])
-            self.assertEqual(getattr(caught.exception, "code", None), 403)
+            requests = [
+                federation.make_join(destination, room_id, self.dave.user_id, ["10", "11"]),
+                federation.get_state_ids(destination, room_id, event_id),
+                federation.backfill(destination, room_id, [event_id], 10),
+                federation.get_event_auth(destination, room_id, event_id),
+            ]
+            for request in requests:
+                with self.assertRaises(Exception) as caught:
+                    yield request
+                self.assertEqual(getattr(caught.exception, "code", None), 403)
+        # Its typing notifications and receipts are dropped too.
+        yield self.carol.request(
+            "PUT", f"{_room_path(room_id)}/typing/{quote(self.carol.user_id)}", {"typing": True, "timeout": 1000}
+        )
+        yield self.carol.request("POST", f"{_room_path(room_id)}/receipt/m.read/{quote(event_id)}", {})
+        yield self.alice.request(
+            "PUT", f"{_room_path(room_id)}/typing/{quote(self.alice.user_id)}", {"typing": True, "timeout": 1000}
+        )
+        yield self.alice.request("POST", f"{_room_path(room_id)}/receipt/m.read/{quote(event_id)}", {})
+
+        @defer.inlineCallbacks
+        def alice_ephemeral_seen_by_bob():
+            sync = yield self.bob.sync()
+            events = sync["rooms"]["join"].get(room_id, {}).get("ephemeral", {}).get("events", [])
+            typing = [e["content"]["user_ids"] for e in events if e["type"] == "m.typing"]
+            readers = [set(e["content"].get(event_id, {}).get("m.read", {})) for e in events if e["type"] == "m.receipt"]
+            if typing == [[self.alice.user_id]] and readers and self.alice.user_id in readers[0]:
+                return typing, readers
+            return None
+
+        yield self.servers["c.test"].federation_sender.idle()
+        typing, readers = yield eventually(alice_ephemeral_seen_by_bob)
+        self.assertNotIn(self.carol.user_id, readers[0])
+        yield self.alice.request("PUT", f"{_room_path(room_id)}/typing/{quote(self.alice.user_id)}", {"typing": False})
+        yield self.carol.request("PUT", f"{_room_path(room_id)}/typing/{quote(self.carol.user_id)}", {"typing": False})
         # c.test is still in the room by its own lights: dave's join there is local, and refused
         # by a.test and b.test like every other c.test event.
         yield self.dave.join(room_id, via=["a.test"])
