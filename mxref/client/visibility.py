@@ -121,11 +121,17 @@ class EventVisibility:
         :returns: Deferred firing with ``{event_id: redaction StoredEvent}``.
         """
         found = {}
+        redaction_ids_of = yield self._events.get_redactions_of_events([e.event_id for e in stored_events])
+        if not redaction_ids_of:
+            return found
+        all_redactions = yield self._events.get_events(
+            [i for ids in redaction_ids_of.values() for i in ids]
+        )
         for event in stored_events:
-            redaction_ids = yield self._events.get_redactions_of(event.event_id)
+            redaction_ids = redaction_ids_of.get(event.event_id)
             if not redaction_ids:
                 continue
-            redactions = yield self._events.get_events(redaction_ids)
+            redactions = {i: all_redactions[i] for i in redaction_ids if i in all_redactions}
             for redaction_id in sorted(redactions, key=lambda i: redactions[i].stream_ordering or 0):
                 redaction = redactions[redaction_id]
                 if (yield self._redaction_applies(redaction, event)):

@@ -165,6 +165,13 @@ class IEventStore(Interface):
         :returns: Deferred firing with a list of event IDs.
         """
 
+    def get_redactions_of_events(event_ids):
+        """:meth:`get_redactions_of` for many events in one read.
+
+        :returns: Deferred firing with ``{event_id: [redaction event IDs]}`` holding only
+            the events that have some.
+        """
+
     def get_event_by_txn_id(user_id, device_id, txn_id):
         """The event a client transaction produced, for idempotent sends.
 

@@ -345,6 +345,13 @@ class EventStoreConformanceMixin:
         stored = yield self.store.events.get_event(good.event_id)
         self.assertEqual(stored.redacts, message.event_id)
         self.assertEqual((yield self.store.events.get_redactions_of(join.event_id)), [])
+        both = self.events.make("m.room.redaction", redacts=join.event_id, content={"redacts": join.event_id})
+        yield self.persist(both)
+        many = yield self.store.events.get_redactions_of_events(
+            [message.event_id, join.event_id, create.event_id, message.event_id]
+        )
+        self.assertEqual(many, {message.event_id: [good.event_id], join.event_id: [both.event_id]})
+        self.assertEqual((yield self.store.events.get_redactions_of_events([])), {})
 
     @defer.inlineCallbacks
     def test_client_txn_ids(self):

@@ -500,6 +500,26 @@ class SqlEventStore:
         d.addCallback(lambda rows: [row[0] for row in rows])
         return d
 
+    def get_redactions_of_events(self, event_ids):
+        """See :meth:`IEventStore.get_redactions_of_events`."""
+        event_ids = list(dict.fromkeys(event_ids))
+
+        def txn_func(txn):
+            rows = txn.select_in(
+                "SELECT redacts, event_id FROM events WHERE {in_list}"
+                " AND rejected_reason IS NULL AND soft_failed = 0",
+                "redacts",
+                event_ids,
+            )
+            found = {}
+            for redacts, event_id in sorted(rows):
+                found.setdefault(redacts, []).append(event_id)
+            return found
+
+        if not event_ids:
+            return defer.succeed({})
+        return self._db.run_interaction("get_redactions_of_events", txn_func)
+
     def get_replacements(self, event_ids):
         """See :meth:`IEventStore.get_replacements`."""
 
