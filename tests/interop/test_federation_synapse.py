@@ -1,0 +1,329 @@
+"""A real ``twistd -n mxref`` federating with a real Synapse over loopback TLS.
+
+Both servers run as separate processes on 127.0.0.1 with self-signed certificates
+and server names ``localhost:<federation port>`` (see mxref.testing.processes and
+docs/federation.md, "Federating with Synapse on loopback"). The scenarios are the
+Server-Server API's everyday paths: joins through make_join/send_join
+(https://spec.matrix.org/v1.19/server-server-api/#joining-rooms), invites
+(#inviting-to-a-room), transactions of PDUs (#transactions), edits and redactions
+crossing over, leaving and rejoining, and state changes (topic, power levels) that
+the other server must accept under the room version's authorization rules.
+
+One Synapse and one mxref are started for the whole module (starting Synapse takes
+several seconds); each test uses fresh users and rooms so the tests stay independent.
+The tests run when ``MXREF_SYNAPSE_PYTHON`` names an interpreter with
+``matrix-synapse`` installed (``.ci/run`` sets it up).
+"""
+
+import atexit
+import itertools
+import os
+import shutil
+import tempfile
+from urllib.parse import quote
+
+from twisted.trial import unittest
+
+from mxref.testing.csclient import MatrixRequestError, timeline_events
+from mxref.testing.processes import MxrefProcess, SynapseProcess
+
+SYNAPSE_PYTHON = os.environ.get("MXREF_SYNAPSE_PYTHON")
+SKIP_SYNAPSE = (
+    None
+    if SYNAPSE_PYTHON
+    else "MXREF_SYNAPSE_PYTHON is not set: no Synapse interpreter to start (.ci/run installs one)"
+)
+
+#: How long to wait for something to cross from one server to the other.
+CROSSING_DEADLINE_S = 45.0
+
+_servers = {}
+_user_numbers = itertools.count()
+
+
+def shared_servers():
+    """The module's Synapse and mxref processes, started on first use and stopped at exit.
+
+    :returns: ``(synapse, mxref)``.
+    """
+    if "pair" not in _servers:
+        workdir = tempfile.mkdtemp(prefix="mxref-interop-")
+        atexit.register(shutil.rmtree, workdir, True)
+        synapse = SynapseProcess(os.path.join(workdir, "synapse"), python=SYNAPSE_PYTHON)
+        mxref = MxrefProcess(os.path.join(workdir, "mxref"))
+        synapse.start()
+        atexit.register(synapse.stop)
+        try:
+            mxref.start()
+        except BaseException:
+            synapse.stop()
+            raise
+        atexit.register(mxref.stop)
+        _servers["pair"] = (synapse, mxref)
+    return _servers["pair"]
+
+
+def new_user(server, name: str):
+    """A freshly registered user of ``server`` with a unique localpart starting with ``name``."""
+    return server.client_for(f"{name}{next(_user_numbers)}")
+
+
+def event_ids(response, room_id, section="join"):
+    """The event IDs of ``room_id``'s timeline in one sync response."""
+    return [e["event_id"] for e in timeline_events(response, room_id, section)]
+
+
+def wait_for_event(client, room_id, event_id, since=None):
+    """Long-poll ``client``'s /sync until ``event_id`` shows in ``room_id``'s timeline.
+
+    :returns: ``(event, next_batch)``.
+    """
+    found = {}
+
+    def seen(response):
+        for event in timeline_events(response, room_id):
+            if event["event_id"] == event_id:
+                found["event"] = event
+        return "event" in found
+
+    _, since = client.sync_until(seen, since=since, deadline_s=CROSSING_DEADLINE_S)
+    return found["event"], since
+
+
+def wait_for_invite(client, room_id, since=None):
+    """Long-poll /sync until ``room_id`` shows under ``rooms.invite``; returns its invite_state events."""
+    response, _ = client.sync_until(
+        lambda r: room_id in r.get("rooms", {}).get("invite", {}),
+        since=since,
+        deadline_s=CROSSING_DEADLINE_S,
+    )
+    return response["rooms"]["invite"][room_id]["invite_state"]["events"]
+
+
+def room_path(room_id, *parts):
+    """``/_matrix/client/v3/rooms/{roomId}/...`` with each part quoted."""
+    return "/".join(
+        ["/_matrix/client/v3/rooms", quote(room_id, safe="")] + [quote(p, safe="") for p in parts]
+    )
+
+
+def get_state(client, room_id, event_type, state_key=""):
+    """``GET /rooms/{roomId}/state/{eventType}/{stateKey}``: the content, or ``None`` if absent."""
+    try:
+        return client.request("GET", room_path(room_id, "state", event_type, state_key))
+    except MatrixRequestError as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+def put_state(client, room_id, event_type, content, state_key=""):
+    """``PUT /rooms/{roomId}/state/{eventType}/{stateKey}``; returns the event ID."""
+    return client.request("PUT", room_path(room_id, "state", event_type, state_key), content)[
+        "event_id"
+    ]
+
+
+def wait_for_state(client, room_id, event_type, predicate, state_key=""):
+    """Poll ``client``'s view of a state entry until ``predicate(content)`` holds; returns the content."""
+    holds = {}
+
+    def check(_response):
+        content = get_state(client, room_id, event_type, state_key)
+        holds["content"] = content
+        return content is not None and predicate(content)
+
+    client.sync_until(check, deadline_s=CROSSING_DEADLINE_S, timeout_ms=1000)
+    return holds["content"]
+
+
+def members(client, room_id):
+    """``{user_id: membership}`` of ``room_id`` as ``client``'s server sees it now."""
+    state = client.request("GET", room_path(room_id, "state"))
+    return {
+        e["state_key"]: e["content"].get("membership")
+        for e in state
+        if e["type"] == "m.room.member"
+    }
+
+
+def wait_for_membership(client, room_id, user_id, membership):
+    """Poll until ``client``'s server has ``user_id``'s membership of ``room_id`` as ``membership``."""
+
+    def check(_response):
+        return members(client, room_id).get(user_id) == membership
+
+    client.sync_until(check, deadline_s=CROSSING_DEADLINE_S, timeout_ms=1000)
+
+
+class FederationWithSynapseTests(unittest.TestCase):
+    """mxref and Synapse, each a real process, share rooms over federation."""
+
+    skip = SKIP_SYNAPSE
+
+    def setUp(self):
+        self.synapse, self.mxref = shared_servers()
+
+    def exchange_messages(self, room_id, synapse_user, mxref_user):
+        """Each side sends a message and the other side's /sync shows it with the right sender."""
+        from_mxref = mxref_user.send_message(room_id, "hello from mxref")
+        event, _ = wait_for_event(synapse_user, room_id, from_mxref)
+        self.assertEqual(event["sender"], mxref_user.user_id)
+        self.assertEqual(event["content"]["body"], "hello from mxref")
+        from_synapse = synapse_user.send_message(room_id, "hello from Synapse")
+        event, _ = wait_for_event(mxref_user, room_id, from_synapse)
+        self.assertEqual(event["sender"], synapse_user.user_id)
+        self.assertEqual(event["content"]["body"], "hello from Synapse")
+
+    def test_mxref_joins_a_synapse_room(self):
+        """An mxref user joins a public Synapse room by ID via Synapse; messages cross both ways."""
+        alice, bob = new_user(self.synapse, "alice"), new_user(self.mxref, "bob")
+        room_id = alice.create_room(preset="public_chat", name="on Synapse")
+        self.assertEqual(bob.join(room_id, via=[self.synapse.server_name]), room_id)
+        wait_for_membership(alice, room_id, bob.user_id, "join")
+        self.assertEqual(get_state(bob, room_id, "m.room.name"), {"name": "on Synapse"})
+        self.exchange_messages(room_id, alice, bob)
+
+    def test_synapse_joins_an_mxref_room(self):
+        """A Synapse user joins a public mxref room by ID via mxref; messages cross both ways."""
+        carol, dave = new_user(self.mxref, "carol"), new_user(self.synapse, "dave")
+        room_id = carol.create_room(preset="public_chat", name="on mxref")
+        self.assertEqual(dave.join(room_id, via=[self.mxref.server_name]), room_id)
+        wait_for_membership(carol, room_id, dave.user_id, "join")
+        self.assertEqual(get_state(dave, room_id, "m.room.name"), {"name": "on mxref"})
+        self.exchange_messages(room_id, dave, carol)
+
+    def test_synapse_invites_an_mxref_user(self):
+        """A Synapse user invites an mxref user into a private room; the invite shows in mxref's
+        /sync with stripped state and the invitee joins without naming a server."""
+        erin, frank = new_user(self.synapse, "erin"), new_user(self.mxref, "frank")
+        room_id = erin.create_room(preset="private_chat", name="invite from Synapse")
+        erin.invite(room_id, frank.user_id)
+        invite_state = wait_for_invite(frank, room_id)
+        self.assertIn(("m.room.name", ""), [(e["type"], e.get("state_key")) for e in invite_state])
+        self.assertEqual(frank.join(room_id), room_id)
+        wait_for_membership(erin, room_id, frank.user_id, "join")
+        self.exchange_messages(room_id, erin, frank)
+
+    def test_mxref_invites_a_synapse_user(self):
+        """An mxref user invites a Synapse user into a private room; the invite shows in Synapse's
+        /sync and the invitee joins without naming a server."""
+        gina, hank = new_user(self.mxref, "gina"), new_user(self.synapse, "hank")
+        room_id = gina.create_room(preset="private_chat", name="invite from mxref")
+        gina.invite(room_id, hank.user_id)
+        invite_state = wait_for_invite(hank, room_id)
+        self.assertIn(("m.room.name", ""), [(e["type"], e.get("state_key")) for e in invite_state])
+        self.assertEqual(hank.join(room_id), room_id)
+        wait_for_membership(gina, room_id, hank.user_id, "join")
+        self.exchange_messages(room_id, hank, gina)
+
+    def edit_and_redact(self, room_id, author, reader):
+        """``author`` sends, edits and redacts; ``reader`` on the other server sees each step."""
+        original = author.send_message(room_id, "first draft")
+        _, since = wait_for_event(reader, room_id, original)
+        edit = author.send_event(
+            room_id,
+            "m.room.message",
+            {
+                "msgtype": "m.text",
+                "body": "* second draft",
+                "m.new_content": {"msgtype": "m.text", "body": "second draft"},
+                "m.relates_to": {"rel_type": "m.replace", "event_id": original},
+            },
+        )
+        event, since = wait_for_event(reader, room_id, edit, since)
+        self.assertEqual(event["content"]["m.relates_to"]["event_id"], original)
+        self.assertEqual(event["content"]["m.new_content"]["body"], "second draft")
+
+        redaction = author.request(
+            "PUT",
+            room_path(room_id, "redact", original, author.new_txn_id()),
+            {"reason": "never mind"},
+        )["event_id"]
+        event, _ = wait_for_event(reader, room_id, redaction, since)
+        self.assertEqual(event["type"], "m.room.redaction")
+        self.assertEqual(event.get("redacts", event["content"].get("redacts")), original)
+        seen = reader.request("GET", room_path(room_id, "event", original))
+        self.assertEqual(seen["content"], {})
+        self.assertIn("redacted_because", seen.get("unsigned", {}))
+
+    def test_edit_and_redaction_cross_over(self):
+        """An edit and a redaction by a Synapse user reach mxref, and those of an mxref user reach Synapse."""
+        ivy, jack = new_user(self.synapse, "ivy"), new_user(self.mxref, "jack")
+        room_id = ivy.create_room(preset="public_chat")
+        jack.join(room_id, via=[self.synapse.server_name])
+        wait_for_membership(ivy, room_id, jack.user_id, "join")
+        self.edit_and_redact(room_id, ivy, jack)
+        self.edit_and_redact(room_id, jack, ivy)
+
+    def test_leave_and_rejoin(self):
+        """An mxref user leaves a Synapse room and rejoins; Synapse sees both and messages flow again;
+        then a Synapse user does the same in an mxref room."""
+        kim, leo = new_user(self.synapse, "kim"), new_user(self.mxref, "leo")
+        room_id = kim.create_room(preset="public_chat")
+        leo.join(room_id, via=[self.synapse.server_name])
+        wait_for_membership(kim, room_id, leo.user_id, "join")
+        leo.request("POST", room_path(room_id, "leave"), {})
+        wait_for_membership(kim, room_id, leo.user_id, "leave")
+        while_away = kim.send_message(room_id, "said while leo was away")
+        leo.join(room_id, via=[self.synapse.server_name])
+        wait_for_membership(kim, room_id, leo.user_id, "join")
+        event, _ = wait_for_event(leo, room_id, kim.send_message(room_id, "welcome back"))
+        self.assertNotEqual(event["event_id"], while_away)
+        self.exchange_messages(room_id, kim, leo)
+
+        mia, ned = new_user(self.mxref, "mia"), new_user(self.synapse, "ned")
+        room_id = mia.create_room(preset="public_chat")
+        ned.join(room_id, via=[self.mxref.server_name])
+        wait_for_membership(mia, room_id, ned.user_id, "join")
+        ned.request("POST", room_path(room_id, "leave"), {})
+        wait_for_membership(mia, room_id, ned.user_id, "leave")
+        ned.join(room_id, via=[self.mxref.server_name])
+        wait_for_membership(mia, room_id, ned.user_id, "join")
+        self.exchange_messages(room_id, ned, mia)
+
+    def test_state_changes_by_the_other_server_are_accepted(self):
+        """In a room with members on both servers, a user of the server that did not create the room
+        is made admin, changes the topic and the power levels, and both servers agree."""
+        for creator_server, other_server in (
+            (self.mxref, self.synapse),
+            (self.synapse, self.mxref),
+        ):
+            creator = new_user(creator_server, "owner")
+            guest = new_user(other_server, "guest")
+            room_id = creator.create_room(preset="public_chat", topic="first topic")
+            guest.join(room_id, via=[creator_server.server_name])
+            wait_for_membership(creator, room_id, guest.user_id, "join")
+
+            levels = get_state(creator, room_id, "m.room.power_levels")
+            levels["users"][guest.user_id] = 100
+            put_state(creator, room_id, "m.room.power_levels", levels)
+            wait_for_state(
+                guest,
+                room_id,
+                "m.room.power_levels",
+                lambda c: c.get("users", {}).get(guest.user_id) == 100,
+            )
+
+            put_state(guest, room_id, "m.room.topic", {"topic": "the guest's topic"})
+            wait_for_state(
+                creator, room_id, "m.room.topic", lambda c: c.get("topic") == "the guest's topic"
+            )
+
+            levels = get_state(guest, room_id, "m.room.power_levels")
+            levels.setdefault("events", {})["m.room.topic"] = 75
+            put_state(guest, room_id, "m.room.power_levels", levels)
+            seen = wait_for_state(
+                creator,
+                room_id,
+                "m.room.power_levels",
+                lambda c: c.get("events", {}).get("m.room.topic") == 75,
+            )
+            self.assertEqual(seen["users"][guest.user_id], 100)
+
+            # The creator's own next change is accepted on the guest's server too: the two
+            # servers agree on the current power levels.
+            put_state(creator, room_id, "m.room.topic", {"topic": "back to the owner"})
+            wait_for_state(
+                guest, room_id, "m.room.topic", lambda c: c.get("topic") == "back to the owner"
+            )
