@@ -187,6 +187,9 @@ class _Driver:
 class WholeHomeserverBadInputTests(unittest.TestCase):
     """No input to any route of the homeserver gives a server error or a non-Matrix error."""
 
+    #: Each test sends thousands of requests; leave room for a loaded parallel run.
+    timeout = 600
+
     @deferred_test
     async def setUp(self):
         listener = {
