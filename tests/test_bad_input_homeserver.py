@@ -351,6 +351,21 @@ class WholeHomeserverBadInputTests(unittest.TestCase):
                 response = await self.send(kind, method, path, body)
                 self.assertMatrixError(response, f"{method} {pattern} {body!r}")
             properties, required = request_schema(self.operations, method, pattern)
+            if kind == "client" and properties:
+                # A body the endpoint reads that is not JSON: 400 M_NOT_JSON.
+                for body in (b"{", b"\xff\xfe", b'{"a": NaN}'):
+                    response = await self.send(kind, method, path, body)
+                    if response.code == 401 and "flows" in response.json():
+                        continue
+                    self.assertMatrixError(response, f"{method} {pattern} {body!r}", 400,
+                                           "M_NOT_JSON")
+                # JSON that is not an object: 400 M_BAD_JSON.
+                for body in (b"[]", b"null", b'"x"', b"3"):
+                    response = await self.send(kind, method, path, body)
+                    if response.code == 401 and "flows" in response.json():
+                        continue
+                    self.assertMatrixError(response, f"{method} {pattern} {body!r}", 400,
+                                           "M_BAD_JSON")
             for name, types in properties.items():
                 checked_fields += 1
                 wrong = [v for t, v in VALUES_BY_TYPE.items() if t not in types] if types else []
