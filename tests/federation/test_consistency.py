@@ -9,6 +9,8 @@ Spec: Server-Server API (https://spec.matrix.org/v1.19/server-server-api/), "Tra
 from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
 
+from mxref.events.stateres import resolve_state
+from mxref.rooms.state import with_event_id
 from mxref.testing.client import InMemoryClient
 from mxref.testing.homeserver import make_federated_homeservers, make_test_homeserver
 from tests.federation.test_in_memory_federation import eventually
@@ -163,3 +165,98 @@ class OfflineServerTests(ThreeServerSetup, unittest.TestCase):
         for name in ("a.test", "b.test"):
             mine = [b for b in got if b.endswith(name)]
             self.assertEqual(mine, sorted(mine))
+
+
+@defer.inlineCallbacks
+def resolved_over(server, room_id, state_sets):
+    """What :func:`mxref.events.stateres.resolve_state` gives over ``state_sets``, with the
+    events read from ``server``'s store."""
+    ids = set()
+    for state in state_sets:
+        ids.update(state.values())
+    chain = yield server.store.events.get_auth_chain_ids(sorted(ids))
+    stored = yield server.store.events.get_events(sorted(ids | set(chain)), allow_rejected=True)
+    events = {event_id: with_event_id(e) for event_id, e in stored.items()}
+    rejected = {event_id for event_id, e in stored.items() if e.rejected_reason}
+    version = yield server.store.rooms.get_room_version(room_id)
+    return resolve_state(version, state_sets, events, rejected=rejected)
+
+
+@defer.inlineCallbacks
+def room_dag(server, room_id):
+    """The IDs of every event reachable from the room's forward extremities on ``server``."""
+    extremities = yield server.store.events.get_forward_extremities(room_id)
+    ids = yield server.store.events.get_backfill_ids(room_id, [e for e, _ in extremities], 100000)
+    return set(ids)
+
+
+class PartitionTests(ThreeServerSetup, unittest.TestCase):
+    """A 2-1 partition where both sides change the room's state, then heals."""
+
+    timeout = 120
+
+    @defer.inlineCallbacks
+    def test_partition_heals_to_the_resolved_state(self):
+        """a+b and c are cut apart; a bans dave and sets the topic, c raises dave's power and
+        dave sets the topic; after healing every server holds the same events and the same
+        current state, the state resolution of the two forks (dave banned, alice's topic)."""
+        yield self.make_room()
+        alice, carol = self.clients["a.test"], self.clients["c.test"]
+        dave = InMemoryClient(self.servers["c.test"], reactor)
+        yield dave.register("dave")
+        yield dave.join(self.room_id, via=["a.test"])
+        levels = yield alice.get_state(self.room_id, "m.room.power_levels")
+        levels["users"][carol.user_id] = 50
+        levels["state_default"] = 50
+        levels["events"] = dict(levels.get("events", {}), **{"m.room.power_levels": 50, "m.room.topic": 50})
+        yield alice.set_state(self.room_id, "m.room.power_levels", levels)
+        yield self.settle()
+        yield eventually(lambda: self.same_current_state(), timeout=20, interval=0.1)
+
+        self.network.partition(["a.test", "b.test"], ["c.test"])
+        yield alice.set_state(self.room_id, "m.room.topic", {"topic": "topic from a"})
+        yield alice.membership_of(self.room_id, "ban", dave.user_id)
+        yield self.clients["b.test"].send_text(self.room_id, "b during the partition")
+        levels_c = dict(levels, users=dict(levels["users"], **{dave.user_id: 50}))
+        yield carol.set_state(self.room_id, "m.room.power_levels", levels_c)
+        yield dave.set_state(self.room_id, "m.room.topic", {"topic": "topic from dave"})
+        yield carol.send_text(self.room_id, "c during the partition")
+        yield self.settle(timeout=5)
+        forks = []
+        for name in ("a.test", "c.test"):
+            forks.append((yield self.servers[name].store.events.get_current_state_ids(self.room_id)))
+        self.assertNotEqual(forks[0], forks[1])
+
+        self.network.heal()
+        yield self.settle()
+        # Each side builds on what it now holds, which merges the forks.
+        yield alice.send_text(self.room_id, "a after healing")
+        yield carol.send_text(self.room_id, "c after healing")
+        yield self.settle()
+        state = yield eventually(lambda: self.same_current_state(), timeout=30, interval=0.1)
+        # Every server now holds both forks' events.
+        expected = yield resolved_over(self.servers["b.test"], self.room_id, forks)
+        for key in set(expected) | set(state):
+            self.assertEqual(state.get(key), expected.get(key), key)
+        member = yield self.servers["a.test"].store.events.get_event(state[("m.room.member", dave.user_id)])
+        self.assertEqual(member.pdu["content"]["membership"], "ban")
+        topic = yield self.servers["c.test"].store.events.get_event(state[("m.room.topic", "")])
+        self.assertEqual(topic.pdu["content"]["topic"], "topic from a")
+        yield eventually(lambda: self.same_events(), timeout=30, interval=0.2)
+
+    @defer.inlineCallbacks
+    def same_current_state(self):
+        """The current state when every server has the same one, else ``None``."""
+        states = []
+        for server in self.servers.values():
+            states.append((yield server.store.events.get_current_state_ids(self.room_id)))
+        return states[0] if all(s == states[0] for s in states) else None
+
+    @defer.inlineCallbacks
+    def same_events(self):
+        """Whether every server holds the same room DAG (accepted, soft-failed and rejected
+        events alike: soft-failed ones are hidden from clients only where they failed)."""
+        seen = []
+        for server in self.servers.values():
+            seen.append((yield room_dag(server, self.room_id)))
+        return all(s == seen[0] for s in seen)
