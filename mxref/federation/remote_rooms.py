@@ -41,6 +41,7 @@ from mxref.events.room_versions import ROOM_VERSIONS, EventFormat, UnsupportedRo
 from mxref.events.signing import sign_event
 from mxref.federation.receiver.pipeline import checked_pdu
 from mxref.federation.sender.routing import pdu_for_wire, server_of
+from mxref.federation.transport.client import RequestFailed
 from mxref.rooms.interfaces import IRemoteRooms
 from mxref.rooms.persister import ROOM_EVENTS_STREAM
 from mxref.rooms.state import StateAt, with_event_id
@@ -58,7 +59,14 @@ _TEMPLATE_FIELDS_DROPPED = ("origin", "hashes", "signatures", "unsigned", "event
 
 
 class _TryNextServer(MatrixError):
-    """This candidate server could not get us in; another one may."""
+    """This candidate server could not get us in; another one may.
+
+    :ivar unreachable: the server could not be reached at all (no answer).
+    """
+
+    def __init__(self, code, errcode, msg, unreachable=False):
+        super().__init__(code, errcode, msg)
+        self.unreachable = unreachable
 
 
 def fill_membership_template(template, room_version, user_id, room_id, membership, content, server_name,
@@ -171,7 +179,12 @@ class RemoteRooms:
             except _TryNextServer as e:
                 self.log.info("could not {action} {room_id} via {server}: {error}", action=action, room_id=room_id,
                               server=server, error=e)
-                last_error = MatrixError(e.code if e.code < 500 else 502, e.errcode, e.msg)
+                if e.unreachable:
+                    # Nobody answered: for the client the room is not found (a bad gateway
+                    # is kept for servers that answered wrongly).
+                    last_error = MatrixError(404, "M_NOT_FOUND", f"Could not reach a server in the room: {e.msg}")
+                else:
+                    last_error = MatrixError(e.code if e.code < 500 else 502, e.errcode, e.msg)
                 continue
             return result
         raise last_error
@@ -181,7 +194,9 @@ class RemoteRooms:
         try:
             made = yield self._client.make_join(server, room_id, user_id, SUPPORTED_ROOM_VERSIONS)
         except MatrixError as e:
-            raise _TryNextServer(e.code, e.errcode, f"make_join via {server}: {e.msg}") from None
+            raise _TryNextServer(
+                e.code, e.errcode, f"make_join via {server}: {e.msg}", unreachable=isinstance(e, RequestFailed)
+            ) from None
         version = _version_of_response(made)
         event_id, pdu = fill_membership_template(
             made.get("event"), version, user_id, room_id, "join", content, self._server_name, self._signing_key,
@@ -190,7 +205,9 @@ class RemoteRooms:
         try:
             response = yield self._client.send_join(server, room_id, event_id, pdu_for_wire(pdu, version))
         except MatrixError as e:
-            raise _TryNextServer(e.code, e.errcode, f"send_join via {server}: {e.msg}") from None
+            raise _TryNextServer(
+                e.code, e.errcode, f"send_join via {server}: {e.msg}", unreachable=isinstance(e, RequestFailed)
+            ) from None
         if not isinstance(response, dict):
             raise _TryNextServer(502, "M_BAD_JSON", "send_join answer is not an object")
         if isinstance(response.get("event"), dict):
@@ -335,7 +352,9 @@ class RemoteRooms:
             else:
                 made = yield self._client.make_leave(server, room_id, user_id)
         except MatrixError as e:
-            raise _TryNextServer(e.code, e.errcode, f"make_{membership} via {server}: {e.msg}") from None
+            raise _TryNextServer(
+                e.code, e.errcode, f"make_{membership} via {server}: {e.msg}", unreachable=isinstance(e, RequestFailed)
+            ) from None
         version = _version_of_response(made)
         event_id, pdu = fill_membership_template(
             made.get("event"), version, user_id, room_id, membership, content, self._server_name,
@@ -347,7 +366,9 @@ class RemoteRooms:
             else:
                 response = yield self._client.send_leave(server, room_id, event_id, pdu_for_wire(pdu, version))
         except MatrixError as e:
-            raise _TryNextServer(e.code, e.errcode, f"send_{membership} via {server}: {e.msg}") from None
+            raise _TryNextServer(
+                e.code, e.errcode, f"send_{membership} via {server}: {e.msg}", unreachable=isinstance(e, RequestFailed)
+            ) from None
         stored_pdu = pdu
         if membership == "knock":
             state = response.get("knock_room_state") if isinstance(response, dict) else None

@@ -58,12 +58,18 @@ def make_test_homeserver(testcase, reactor, server_name="test.example", override
     :param testcase: the running ``TestCase``.
     :param reactor: the reactor (the real one: the database uses its thread pool).
     :param data_dir: reuse a data directory (to restart a server on the same database).
-    :param kwargs: passed to :class:`~mxref.homeserver.HomeServer` (e.g. ``remote_rooms``).
+    :param kwargs: passed to :class:`~mxref.homeserver.HomeServer` (e.g. ``remote_rooms``,
+        ``federation_agent``). Without a ``federation_agent`` the server sits alone on an
+        in-memory network: requests to other servers fail as unreachable, and no test ever
+        touches real DNS or the network.
     :returns: Deferred firing with the :class:`~mxref.homeserver.HomeServer`.
     """
+    from mxref.testing.network import FederationNetwork
+
     data_dir = data_dir or os.path.abspath(testcase.mktemp())
     config = test_config(data_dir, server_name, overrides)
     kwargs.setdefault("password_hasher", PasswordHasher.synchronous(rounds=4))
+    kwargs.setdefault("federation_agent", FederationNetwork(reactor).agent_for(server_name))
     homeserver, database = yield make_homeserver(config, reactor, **kwargs)
     testcase.addCleanup(database.close)
     for service in homeserver.services:
