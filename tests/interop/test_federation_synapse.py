@@ -20,6 +20,7 @@ import itertools
 import os
 import shutil
 import tempfile
+import time
 from urllib.parse import quote
 
 from twisted.trial import unittest
@@ -327,3 +328,151 @@ class FederationWithSynapseTests(unittest.TestCase):
             wait_for_state(
                 guest, room_id, "m.room.topic", lambda c: c.get("topic") == "back to the owner"
             )
+
+
+class MoreFederationWithSynapseTests(unittest.TestCase):
+    """Less common paths between mxref and Synapse: aliases, room versions, rejected invites,
+    kicks and bans, EDUs, bursts of messages."""
+
+    skip = SKIP_SYNAPSE
+
+    def setUp(self):
+        self.synapse, self.mxref = shared_servers()
+
+    def test_join_by_alias_both_ways(self):
+        """A user of each server joins the other's room by its alias (a federation directory query)."""
+        for home, away in ((self.synapse, self.mxref), (self.mxref, self.synapse)):
+            owner, visitor = new_user(home, "owner"), new_user(away, "visitor")
+            localpart = "alias" + str(next(_user_numbers))
+            room_id = owner.create_room(preset="public_chat", room_alias_name=localpart)
+            alias = f"#{localpart}:{home.server_name}"
+            self.assertEqual(visitor.join(alias), room_id)
+            wait_for_membership(owner, room_id, visitor.user_id, "join")
+
+    def test_older_room_versions(self):
+        """Rooms of versions 10 and 11 created on either server are joined from the other and
+        carry messages both ways."""
+        for version in ("10", "11"):
+            for home, away in ((self.synapse, self.mxref), (self.mxref, self.synapse)):
+                owner, visitor = new_user(home, "owner"), new_user(away, "visitor")
+                room_id = owner.create_room(preset="public_chat", room_version=version)
+                visitor.join(room_id, via=[home.server_name])
+                wait_for_membership(owner, room_id, visitor.user_id, "join")
+                create = get_state(visitor, room_id, "m.room.create")
+                self.assertEqual(create.get("room_version"), version)
+                from_owner = owner.send_message(room_id, f"v{version}")
+                wait_for_event(visitor, room_id, from_owner)
+                from_visitor = visitor.send_message(room_id, f"v{version} back")
+                wait_for_event(owner, room_id, from_visitor)
+
+    def test_rejected_invites_both_ways(self):
+        """An invitee on the other server rejects the invite; the inviter's server sees the leave."""
+        for home, away in ((self.synapse, self.mxref), (self.mxref, self.synapse)):
+            owner, invitee = new_user(home, "owner"), new_user(away, "invitee")
+            room_id = owner.create_room(preset="private_chat")
+            _, since = invitee.sync_until(lambda r: True)
+            owner.invite(room_id, invitee.user_id)
+            wait_for_invite(invitee, room_id, since)
+            invitee.request("POST", room_path(room_id, "leave"), {})
+            wait_for_membership(owner, room_id, invitee.user_id, "leave")
+            # An incremental /sync shows the rejected invite under rooms.leave.
+            invitee.sync_until(
+                lambda r: room_id in r.get("rooms", {}).get("leave", {}),
+                since=since,
+                deadline_s=CROSSING_DEADLINE_S,
+            )
+
+    def test_kick_and_ban_across(self):
+        """The room owner kicks then bans a member of the other server; the member's own server
+        shows the room as left, and a rejoin after the ban is refused."""
+        for home, away in ((self.synapse, self.mxref), (self.mxref, self.synapse)):
+            owner, member = new_user(home, "owner"), new_user(away, "member")
+            room_id = owner.create_room(preset="public_chat")
+            member.join(room_id, via=[home.server_name])
+            wait_for_membership(owner, room_id, member.user_id, "join")
+            _, since = member.sync_until(lambda r: room_id in r.get("rooms", {}).get("join", {}))
+            owner.request("POST", room_path(room_id, "kick"), {"user_id": member.user_id})
+            member.sync_until(
+                lambda r: room_id in r.get("rooms", {}).get("leave", {}),
+                since=since,
+                deadline_s=CROSSING_DEADLINE_S,
+            )
+            member.join(room_id, via=[home.server_name])
+            wait_for_membership(owner, room_id, member.user_id, "join")
+            _, since = member.sync_until(lambda r: room_id in r.get("rooms", {}).get("join", {}))
+            owner.request("POST", room_path(room_id, "ban"), {"user_id": member.user_id})
+            wait_for_membership(owner, room_id, member.user_id, "ban")
+            member.sync_until(
+                lambda r: room_id in r.get("rooms", {}).get("leave", {}),
+                since=since,
+                deadline_s=CROSSING_DEADLINE_S,
+            )
+            with self.assertRaises(MatrixRequestError, msg=f"{away.kind} user rejoined") as caught:
+                member.join(room_id, via=[home.server_name])
+            self.assertEqual(caught.exception.status, 403)
+
+    def test_typing_and_receipts_cross(self):
+        """Typing notifications and read receipts of each server show in the other's /sync."""
+        for home, away in ((self.synapse, self.mxref), (self.mxref, self.synapse)):
+            owner, member = new_user(home, "owner"), new_user(away, "member")
+            room_id = owner.create_room(preset="public_chat")
+            member.join(room_id, via=[home.server_name])
+            wait_for_membership(owner, room_id, member.user_id, "join")
+            event_id = owner.send_message(room_id, "read me")
+            _, since = wait_for_event(member, room_id, event_id)
+            for typer, watcher in ((owner, member), (member, owner)):
+                typer.request(
+                    "PUT",
+                    room_path(room_id, "typing", typer.user_id),
+                    {"typing": True, "timeout": 30000},
+                )
+
+                def typing(response, user_id=typer.user_id):
+                    room = response.get("rooms", {}).get("join", {}).get(room_id, {})
+                    return any(
+                        user_id in e.get("content", {}).get("user_ids", [])
+                        for e in room.get("ephemeral", {}).get("events", [])
+                        if e["type"] == "m.typing"
+                    )
+
+                watcher.sync_until(typing, deadline_s=CROSSING_DEADLINE_S)
+            member.request("POST", room_path(room_id, "receipt", "m.read", event_id), {})
+
+            def receipt(response):
+                room = response.get("rooms", {}).get("join", {}).get(room_id, {})
+                return any(
+                    member.user_id in e["content"].get(event_id, {}).get("m.read", {})
+                    for e in room.get("ephemeral", {}).get("events", [])
+                    if e["type"] == "m.receipt"
+                )
+
+            owner.sync_until(receipt, deadline_s=CROSSING_DEADLINE_S)
+
+    def test_burst_of_messages_arrives_in_order(self):
+        """Thirty messages sent quickly on each server arrive on the other in the order sent."""
+        for home, away in ((self.synapse, self.mxref), (self.mxref, self.synapse)):
+            owner, member = new_user(home, "owner"), new_user(away, "member")
+            room_id = owner.create_room(preset="public_chat")
+            member.join(room_id, via=[home.server_name])
+            wait_for_membership(owner, room_id, member.user_id, "join")
+            for sender, reader in ((owner, member), (member, owner)):
+                _, since = reader.sync_until(lambda r: True)
+                big_timeline = {"room": {"timeline": {"limit": 100}}}
+                sent = [sender.send_message(room_id, f"burst {i}") for i in range(30)]
+                seen = []
+
+                def saw_all(response):
+                    seen.extend(
+                        e["event_id"]
+                        for e in timeline_events(response, room_id)
+                        if e["event_id"] in sent
+                    )
+                    return sent[-1] in seen
+
+                deadline = time.monotonic() + CROSSING_DEADLINE_S
+                while sent[-1] not in seen:
+                    self.assertLess(time.monotonic(), deadline, "the burst did not arrive")
+                    response = reader.sync(since=since, timeout_ms=5000, filter=big_timeline)
+                    since = response["next_batch"]
+                    saw_all(response)
+                self.assertEqual(seen, sent, f"{sender.base_url} to {reader.base_url}")
