@@ -89,6 +89,9 @@ QUERY_VALUES = (
 class JunkInputTests(FullRoomApiTestCase):
     """No input makes these endpoints fail with a server error."""
 
+    #: The corpus takes about a minute alone; on a loaded CI machine (trial -j) give it room.
+    timeout = 600
+
     def routes(self):
         """(method, v3 path pattern) of every endpoint of this package: those on the harness's
         JsonResource except the account and meta endpoints the harness brings itself."""
