@@ -6,8 +6,12 @@ Spec: Server-Server API (https://spec.matrix.org/v1.19/server-server-api/), "Tra
 "Retrieving events" (``get_missing_events``, ``backfill``) and "Room State Resolution".
 """
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
 
 from mxref.events.stateres import resolve_state
 from mxref.rooms.state import with_event_id
@@ -260,3 +264,159 @@ class PartitionTests(ThreeServerSetup, unittest.TestCase):
         for server in self.servers.values():
             seen.append((yield room_dag(server, self.room_id)))
         return all(s == seen[0] for s in seen)
+
+
+SERVERS = ("a.test", "b.test", "c.test")
+
+#: One step of a schedule: send a message from a server, cut or heal a link, restart a server.
+STEP = st.one_of(
+    st.tuples(st.just("send"), st.sampled_from(SERVERS)),
+    st.tuples(st.just("topic"), st.sampled_from(SERVERS)),
+    st.tuples(st.just("cut"), st.sampled_from(SERVERS), st.sampled_from(SERVERS)),
+    st.tuples(st.just("heal")),
+    st.tuples(st.just("restart"), st.sampled_from(SERVERS)),
+)
+
+
+def drawn_schedules(count, max_steps):
+    """``count`` schedules drawn by hypothesis (derandomized, so every run tries the same).
+
+    The scenario needs the reactor, which hypothesis cannot wait for inside ``@given``, so the
+    schedules are drawn first and run afterwards.
+    """
+    drawn = []
+
+    @settings(max_examples=count, database=None, derandomize=True, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(st.lists(STEP, min_size=1, max_size=max_steps))
+    def collect(schedule):
+        drawn.append(schedule)
+
+    collect()
+    return drawn[:count]
+
+
+class RandomScheduleTests(ThreeServerSetup, unittest.TestCase):
+    """Random schedules of cuts, heals, messages, topic changes and restarts."""
+
+    timeout = 120
+
+    @defer.inlineCallbacks
+    def test_random_schedules_converge(self):
+        """Whatever the schedule, once every link is healed and each server has spoken, every
+        server holds the same events and the same current state."""
+        schedules = drawn_schedules(3, 6)
+        self.assertTrue(schedules)
+        for schedule in schedules:
+            yield self.run_schedule(schedule)
+
+    @defer.inlineCallbacks
+    def run_schedule(self, schedule):
+        yield self.make_room()
+        levels = yield self.clients["a.test"].get_state(self.room_id, "m.room.power_levels")
+        levels["events"] = dict(levels.get("events", {}), **{"m.room.topic": 0})
+        yield self.clients["a.test"].set_state(self.room_id, "m.room.power_levels", levels)
+        for number, step in enumerate(schedule):
+            action = step[0]
+            if action == "send":
+                yield self.clients[step[1]].send_text(self.room_id, f"step {number} on {step[1]}")
+            elif action == "topic":
+                yield self.clients[step[1]].set_state(self.room_id, "m.room.topic", {"topic": f"topic {number}"})
+            elif action == "cut" and step[1] != step[2]:
+                self.network.cut(step[1], step[2])
+            elif action == "heal":
+                self.network.heal()
+            elif action == "restart":
+                yield self.restart(step[1])
+            yield sleep(0.01)
+        self.network.heal()
+        yield self.settle()
+        for name in SERVERS:
+            yield self.clients[name].send_text(self.room_id, f"after {schedule!r} on {name}")
+        yield self.settle()
+        yield eventually(lambda: self.converged(), timeout=30, interval=0.1)
+
+    @defer.inlineCallbacks
+    def converged(self):
+        """Whether every server has the same current state and the same room DAG."""
+        wake_all(self.servers)
+        states, dags = [], []
+        for server in self.servers.values():
+            states.append((yield server.store.events.get_current_state_ids(self.room_id)))
+            dags.append((yield room_dag(server, self.room_id)))
+        return all(s == states[0] for s in states) and all(d == dags[0] for d in dags)
+
+
+class _HangingServer(Resource):
+    """A federation server that never answers (until released) or answers garbage."""
+
+    isLeaf = True
+
+    def __init__(self, garbage=False):
+        super().__init__()
+        self.garbage = garbage
+        self.waiting = []
+        self.requests = 0
+
+    def render(self, request):
+        self.requests += 1
+        if self.garbage:
+            request.setResponseCode(200)
+            return b"\x00 this is not JSON {"
+        self.waiting.append(request)
+        return NOT_DONE_YET
+
+    def release(self):
+        """Answer every held request (with an error), so nothing is left in flight."""
+        waiting, self.waiting = self.waiting, []
+        for request in waiting:
+            if not request.finished and not getattr(request, "_disconnected", False):
+                request.setResponseCode(500)
+                request.write(b"{}")
+                request.finish()
+
+
+class BadServerTests(ThreeServerSetup, unittest.TestCase):
+    """A server that hangs or answers garbage does not hold up the others."""
+
+    timeout = 120
+
+    @defer.inlineCallbacks
+    def check_delivery_despite(self, bad):
+        yield self.make_room()
+        self.network.remove_server("c.test")
+        self.network.add_server("c.test", {"federation": {"/_matrix": bad}})
+        self.addCleanup(bad.release)
+        alice, bob = self.clients["a.test"], self.clients["b.test"]
+        sent = []
+        started = reactor.seconds()
+        for i in range(20):
+            body = f"despite c {i}"
+            yield alice.send_text(self.room_id, body)
+            sent.append(body)
+
+        @defer.inlineCallbacks
+        def bob_has_all():
+            got = yield sync_bodies(bob, self.room_id)
+            return all(b in got for b in sent)
+
+        yield eventually(bob_has_all, timeout=10, interval=0.05)
+        self.assertLess(reactor.seconds() - started, 10)
+        self.assertGreater(bad.requests, 0)
+        # Bob's answers reach alice too, while c.test still misbehaves.
+        yield bob.send_text(self.room_id, "bob replies")
+
+        @defer.inlineCallbacks
+        def alice_has_reply():
+            return "bob replies" in (yield sync_bodies(alice, self.room_id))
+
+        yield eventually(alice_has_reply, timeout=10, interval=0.05)
+        bad.release()
+
+    def test_hanging_server(self):
+        """c.test accepts connections but never answers: b.test still gets every message at once."""
+        return self.check_delivery_despite(_HangingServer())
+
+    def test_garbage_server(self):
+        """c.test answers every request with garbage: b.test still gets every message at once."""
+        return self.check_delivery_despite(_HangingServer(garbage=True))
