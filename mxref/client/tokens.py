@@ -9,7 +9,8 @@ Two kinds of token exist:
   positions do not matter for paging a room's timeline).
 * :class:`TopologicalToken` -- a ``/messages`` ``start``/``end`` token: a
   point in one room's timeline in topological order, written
-  ``t<depth>_<stream>``.
+  ``t<depth>_<stream>`` (the stream part is negative for history fetched with
+  backfill, which is numbered below every live event).
 
 ``/messages`` accepts both kinds as ``from``/``to``
 (:func:`parse_pagination_token`): the spec says ``from`` may be the
@@ -29,7 +30,7 @@ from mxref.errors import MatrixError
 from mxref.storage.records import RoomPosition
 
 _STREAM_TOKEN = re.compile(r"s(\d{1,19})(?:_(\d{1,19})_(\d{1,19})(?:_(\d{1,19}))?)?")
-_TOPOLOGICAL_TOKEN = re.compile(r"t(-?\d{1,19})_(\d{1,19})")
+_TOPOLOGICAL_TOKEN = re.compile(r"t(-?\d{1,19})_(-?\d{1,19})")
 
 #: Every position must fit a signed 64-bit database integer.
 _MAX_POSITION = 2**63 - 1

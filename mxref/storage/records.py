@@ -77,6 +77,10 @@ class EventToPersist:
     :param membership: the ``content.membership`` of an ``m.room.member``
         event, else ``None``.
     :param txn: the client transaction that produced the event, if any.
+    :param backfilled: the event is history fetched with backfill, older than the
+        room's live events: it gets a negative stream ordering (from its own counter,
+        further below zero the later it is stored), so it is paged through by
+        ``/messages`` but never appears in a ``/sync`` as new.
     """
 
     event_id: str
@@ -97,6 +101,7 @@ class EventToPersist:
     out_of_band_membership: bool = False
     membership: Optional[str] = None
     txn: Optional[ClientTxn] = None
+    backfilled: bool = False
 
     @classmethod
     def from_pdu(cls, event_id: str, pdu: dict, room_id: Optional[str] = None, **decisions):
@@ -107,7 +112,7 @@ class EventToPersist:
         :param room_id: overrides ``pdu["room_id"]`` (needed for a v12 create event).
         :param decisions: any of ``outlier``, ``rejected_reason``,
             ``soft_failed``, ``state_group``, ``redacts``,
-            ``out_of_band_membership``, ``txn``.
+            ``out_of_band_membership``, ``txn``, ``backfilled``.
         :returns: an :class:`EventToPersist` (not a Deferred).
         """
         membership = None

@@ -726,3 +726,41 @@ class RedactionTests(ThreeServerTestCase):
 
         for client in self.clients:
             yield eventually(lambda c=client: redacted(c))
+
+
+class LateJoinerHistoryTests(ThreeServerTestCase):
+    """A server joining late fetches older history with backfill, without disturbing /sync."""
+
+    @defer.inlineCallbacks
+    def test_history_before_join_is_paged_not_synced(self):
+        """carol joins after a and b chatted: /messages (both directions) shows the whole history, and paging back brings nothing old into /sync."""
+        room_id = yield self.alice.create_room(preset="public_chat", name="History")
+        for i in range(3):
+            yield self.alice.send_text(room_id, f"early {i}")
+        yield self.bob.join(room_id, via=["a.test"])
+        yield self.bob.send_text(room_id, "from bob")
+        yield eventually(
+            lambda: self.alice.messages(room_id, limit=1).addCallback(lambda p: bodies_of(p["chunk"]) == ["from bob"])
+        )
+        yield self.carol.join(room_id, via=["b.test"])
+        sync = yield self.carol.sync()
+        events = timeline_events(sync, room_id)
+        self.assertEqual((events[-1]["type"], events[-1]["state_key"]), ("m.room.member", self.carol.user_id))
+        history = ["early 0", "early 1", "early 2", "from bob"]
+        backwards = yield self.carol.messages(room_id, direction="b", limit=50)
+        self.assertEqual(list(reversed(bodies_of(backwards["chunk"]))), history)
+        self.assertEqual(backwards["chunk"][-1]["type"], "m.room.create")
+        forwards = yield self.carol.messages(room_id, direction="f", limit=50)
+        self.assertEqual(bodies_of(forwards["chunk"]), history)
+        self.assertEqual(forwards["chunk"][0]["type"], "m.room.create")
+        later = yield self.carol.sync(since=sync["next_batch"])
+        self.assertEqual(timeline_events(later, room_id), [])
+        fresh = yield self.carol.sync()
+        events = timeline_events(fresh, room_id)
+        self.assertEqual((events[-1]["type"], events[-1]["state_key"]), ("m.room.member", self.carol.user_id))
+        yield self.alice.send_text(room_id, "live again")
+        yield eventually(
+            lambda: self.carol.sync(since=later["next_batch"]).addCallback(
+                lambda s: bodies_of(timeline_events(s, room_id)) == ["live again"]
+            )
+        )

@@ -115,7 +115,7 @@ class DatabaseBehaviourMixin:
         rows = yield reopened.execute("versions", "SELECT COUNT(*) FROM schema_version")
         self.assertEqual(rows[0][0], len(schema_files(reopened.engine)))
         counters = yield reopened.execute("counters", "SELECT COUNT(*) FROM counters")
-        self.assertEqual(counters[0][0], 5)
+        self.assertEqual(counters[0][0], 6)
 
     @defer.inlineCallbacks
     def test_new_schema_file_applied(self):

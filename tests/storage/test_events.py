@@ -281,6 +281,33 @@ class EventStoreConformanceMixin:
         self.assertEqual([e.event_id for e in page], [e.event_id for e in events[::-1]] + [old.event_id])
 
     @defer.inlineCallbacks
+    def test_backfilled_events_numbered_below_zero(self):
+        """Backfilled history gets negative stream orderings: paged through by depth, never in an incremental sync."""
+        events = yield self.make_timeline(3)
+        older = self.events.make("m.room.message", depth=1, content={"n": 1}, backfilled=True)
+        oldest = self.events.make("m.room.message", depth=0, content={"n": 0}, backfilled=True)
+        self.assertEqual((yield self.persist(older)), {older.event_id: -1})
+        self.assertEqual((yield self.persist(oldest)), {oldest.event_id: -2})
+        self.assertEqual((yield self.store.events.get_max_stream_ordering()), 3)
+        since = yield self.store.events.get_events_since(0, [self.events.room_id], 10)
+        self.assertEqual([e.event_id for e in since[self.events.room_id].events], [e.event_id for e in events])
+        top = yield self.store.events.get_max_stream_ordering()
+        page = yield self.store.events.get_room_events_stream(
+            self.events.room_id, RoomPosition(10, top), None, 10, "b"
+        )
+        self.assertEqual(page[-2:], [e for e in page if e.event_id in (older.event_id, oldest.event_id)])
+        self.assertEqual(page[-1].event_id, oldest.event_id)
+        forward = yield self.store.events.get_room_events_stream(
+            self.events.room_id, RoomPosition(-1, 0), None, 10, "f"
+        )
+        self.assertEqual(forward[0].event_id, oldest.event_id)
+        self.assertEqual(len(forward), 5)
+        resumed = yield self.store.events.get_room_events_stream(
+            self.events.room_id, forward[0].position, None, 10, "f"
+        )
+        self.assertEqual([e.event_id for e in resumed], [e.event_id for e in forward[1:]])
+
+    @defer.inlineCallbacks
     def test_clients_do_not_see_hidden_events(self):
         """Soft-failed, rejected and outlier events are left out of /messages and /sync reads."""
         visible = self.events.make("m.room.message", depth=1)

@@ -481,7 +481,9 @@ class RoomReader:
                 position = await self._events.get_max_stream_ordering()
             start = RoomPosition(None, position)
         else:
-            start = RoomPosition(None, 0)
+            # Before the first event in topological order (a stream position would leave out
+            # backfilled history, which is numbered below zero).
+            start = RoomPosition(-1, 0)
         to_position = parse_position(to_token) if to_token is not None else None
         limit = min(limit, event_filter.limit or limit, MAX_PAGINATION_LIMIT)
 

@@ -298,6 +298,7 @@ class PduReceiver:
             rejected_reason=rejected_reason,
             state_group=group,
             redacts=redacts_of(pdu, version),
+            backfilled=True,
         )
         yield self._events.persist_events(PersistBatch(events=[record]))
 

@@ -180,6 +180,14 @@ def _persist_txn(txn, batch):
         e for e in events
         if wants_ordering(e) and (e.event_id not in existing or existing[e.event_id][0] is None)
     ]
+    # Backfilled history goes below zero, further down the later it is stored.
+    backfilled = [e for e in needing if e.backfilled]
+    needing = [e for e in needing if not e.backfilled]
+    orderings = {}
+    if backfilled:
+        last_backfilled = txn.next_counter_value("backfilled_events", len(backfilled))
+        for offset, event in enumerate(backfilled):
+            orderings[event.event_id] = -(last_backfilled - len(backfilled) + 1 + offset)
     rooms_with_new = {e.room_id for e in needing}
     rooms_needing_position = [
         u.room_id for u in batch.room_updates if u.changes_state and u.room_id not in rooms_with_new
@@ -187,7 +195,6 @@ def _persist_txn(txn, batch):
     count = len(needing) + len(rooms_needing_position)
     last = txn.next_counter_value("events", count)
     next_position = last - count + 1
-    orderings = {}
     for event in needing:
         orderings[event.event_id] = next_position
         next_position += 1
