@@ -316,6 +316,7 @@ class EventCreator:
         created = yield self._rooms.store_room(room_id, version.identifier, creator, False, self.now_ms())
         if not created:
             raise MatrixError(400, "M_ROOM_IN_USE", "Room ID already in use")
+        self._persister.note_new_room(room_id)
 
         def persist():
             return self._check_and_persist(version, room_id, pdu, {}, StateAt(ids={}, group=None))

@@ -139,6 +139,12 @@ class EventPersister:
 
         return self._events.get_current_state_ids(room_id, types=missing).addCallback(loaded)
 
+    def note_new_room(self, room_id):
+        """Remember that a room this process has just stored (and not yet given any event)
+        has no forward extremities, which saves reading them for its ``m.room.create``."""
+        if room_id not in self._tips:
+            self._remember_tip(room_id, RoomTip(extremities=()))
+
     def _remember_tip(self, room_id, tip):
         self._tips[room_id] = tip
         self._tips.move_to_end(room_id)
