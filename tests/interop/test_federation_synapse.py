@@ -492,3 +492,38 @@ class MoreFederationWithSynapseTests(unittest.TestCase):
                     since = response["next_batch"]
                     saw_all(response)
                 self.assertEqual(seen, sent, f"{sender.base_url} to {reader.base_url}")
+
+
+class OutageWithSynapseTests(unittest.TestCase):
+    """One server is stopped while the other keeps talking; after the restart the messages
+    of the outage arrive (catch-up of the sender, or the receiver fetching missing events)."""
+
+    skip = SKIP_SYNAPSE
+
+    def setUp(self):
+        self.synapse, self.mxref = shared_servers()
+
+    def test_messages_sent_during_an_outage_arrive_after_restart(self):
+        """Messages sent while the other server was down show in its users' /sync once it is back
+        and hears from the room again; first with Synapse down, then with mxref down."""
+        for down, up in ((self.synapse, self.mxref), (self.mxref, self.synapse)):
+            owner, member = new_user(up, "owner"), new_user(down, "member")
+            room_id = owner.create_room(preset="public_chat")
+            member.join(room_id, via=[up.server_name])
+            wait_for_membership(owner, room_id, member.user_id, "join")
+            wait_for_event(member, room_id, owner.send_message(room_id, "before"))
+
+            down.stop()
+            during = [owner.send_message(room_id, f"during {i}") for i in range(3)]
+            down.start()
+
+            # Talking to the revived server makes its peer retry at once rather than after
+            # the back-off.
+            wait_for_event(owner, room_id, member.send_message(room_id, "I am back"))
+            for event_id in during:
+                page = member.messages(room_id, direction="b", limit=30)
+                if event_id in [e["event_id"] for e in page["chunk"]]:
+                    continue
+                wait_for_event(member, room_id, event_id)
+            after = owner.send_message(room_id, "after")
+            wait_for_event(member, room_id, after)
