@@ -42,6 +42,7 @@ from mxref.federation.remote_rooms import fill_membership_template
 from mxref.federation.sender.routing import pdu_for_wire
 from mxref.federation.transport.keys import server_keys_response
 from mxref.federation.transport.xmatrix import sign_request
+from mxref.testing.csclient import timeline_events
 from mxref.testing.processes import MxrefProcess, free_port, write_self_signed_certificate
 
 _shared = {}
@@ -468,3 +469,122 @@ class ForgedFederationTests(unittest.TestCase):
         status, body = self.send_transaction([ok_pdu])
         self.assertEqual((status, body["pdus"][ok_id]), (200, {}))
         self.assertEqual(self.alice_state("m.room.power_levels")["events"]["m.room.topic"], 50)
+
+    def test_pdu_impersonating_a_local_user_is_dropped(self):
+        """A PDU claiming Alice (a user of mxref) as sender, signed only by the fake origin, is
+        dropped: it lacks the signature of the sender's server."""
+        event_id, pdu = self.build(
+            self.alice.user_id, "m.room.message", {"msgtype": "m.text", "body": "I am Alice"}
+        )
+        self.assert_refused_pdu(event_id, pdu, ["signature", self.mxref.server_name.lower()])
+
+    def test_transaction_body_origin_gives_no_authority(self):
+        """A transaction signed by the fake origin whose body claims to come from mxref itself is
+        taken as the signer's: its typing EDU for Alice is ignored (only the signer's own users
+        may be said to type), and its PDU is judged as the signer's."""
+        _, since = self.alice.sync_until(lambda r: True)
+        event_id, pdu = self.build(
+            self.mallory, "m.room.message", {"msgtype": "m.text", "body": "x"}
+        )
+        txn_path = "/_matrix/federation/v1/send/mismatch" + secrets.token_hex(4)
+        body = {
+            "origin": self.mxref.server_name,
+            "origin_server_ts": int(time.time() * 1000),
+            "pdus": [pdu_for_wire(pdu, self.version)],
+            "edus": [
+                {
+                    "edu_type": "m.typing",
+                    "content": {
+                        "room_id": self.room_id,
+                        "user_id": self.alice.user_id,
+                        "typing": True,
+                    },
+                }
+            ],
+        }
+        status, answer = self.signed("PUT", txn_path, body)
+        self.assertEqual((status, answer["pdus"][event_id]), (200, {}))
+        response, _ = self.alice.sync_until(
+            lambda r: event_id in [e["event_id"] for e in timeline_events(r, self.room_id)],
+            since=since,
+            deadline_s=20,
+        )
+        room = response["rooms"]["join"][self.room_id]
+        for event in room.get("ephemeral", {}).get("events", []):
+            if event["type"] == "m.typing":
+                self.assertNotIn(self.alice.user_id, event["content"].get("user_ids", []))
+        self.assertEqual(self.alice_sees()[event_id]["sender"], self.mallory)
+
+    def test_origin_whose_keys_cannot_be_fetched_is_refused(self):
+        """A request claiming to come from a server that publishes no key (nothing listens at its
+        port) is answered 401."""
+        nobody = f"localhost:{free_port()}"
+        status, body = federation_request(
+            self.mxref,
+            "GET",
+            f"/_matrix/federation/v1/state_ids/{quote(self.room_id, safe='')}?event_id="
+            + quote(self.latest[0], safe=""),
+            origin=nobody,
+            signing_key=generate_signing_key("nobody1"),
+        )
+        self.assertEqual((status, body["errcode"]), (401, "M_UNAUTHORIZED"), body)
+
+    def test_send_join_for_another_servers_user_is_refused(self):
+        """The fake origin cannot join a user of mxref's own into the room through send_join."""
+        room = quote(self.room_id, safe="")
+        victim = f"@victim{secrets.token_hex(3)}:{self.mxref.server_name}"
+        status, body = self.signed(
+            "GET", f"/_matrix/federation/v1/make_join/{room}/{quote(victim, safe='')}?ver=12"
+        )
+        self.assertEqual((status, body.get("errcode")), (403, "M_FORBIDDEN"), body)
+        event_id, pdu = self.build(
+            victim, "m.room.member", {"membership": "join"}, state_key=victim
+        )
+        status, body = self.signed(
+            "PUT",
+            f"/_matrix/federation/v2/send_join/{room}/{quote(event_id, safe='')}",
+            pdu_for_wire(pdu, self.version),
+        )
+        self.assertEqual(status, 403, body)
+        self.assertNotIn(victim, [k[1] for k in self.room_members()])
+
+    def test_typing_edu_for_a_local_user_is_ignored(self):
+        """A typing notification the fake origin sends for Alice (not its user) never shows in
+        Alice's /sync, while one for its own joined user does."""
+        _, since = self.alice.sync_until(lambda r: True)
+        edus = [
+            {
+                "edu_type": "m.typing",
+                "content": {"room_id": self.room_id, "user_id": user_id, "typing": True},
+            }
+            for user_id in (self.alice.user_id, self.mallory)
+        ]
+        txn_id = "typing" + secrets.token_hex(4)
+        body = {
+            "origin": self.origin.server_name,
+            "origin_server_ts": int(time.time() * 1000),
+            "pdus": [],
+            "edus": edus,
+        }
+        status, answer = self.signed("PUT", f"/_matrix/federation/v1/send/{txn_id}", body)
+        self.assertEqual(status, 200, answer)
+        typers = set()
+
+        def saw_mallory(response):
+            room = response.get("rooms", {}).get("join", {}).get(self.room_id, {})
+            for event in room.get("ephemeral", {}).get("events", []):
+                if event["type"] == "m.typing":
+                    typers.update(event["content"].get("user_ids", []))
+            return self.mallory in typers
+
+        self.alice.sync_until(saw_mallory, since=since, deadline_s=20)
+        self.assertNotIn(self.alice.user_id, typers)
+
+    def room_members(self):
+        """The ``(m.room.member, user_id)`` keys of the room's state as Alice sees it."""
+        path = f"/_matrix/client/v3/rooms/{quote(self.room_id, safe='')}/state"
+        return [
+            (e["type"], e["state_key"])
+            for e in self.alice.request("GET", path)
+            if e["type"] == "m.room.member"
+        ]
