@@ -141,6 +141,9 @@ def run_pair(kind, args, synapse_python):
         watcher = SyncWatcher(bob, room_id, first["next_batch"])
         watcher.start()
         # One message both ways first, so that keys are fetched and connections are up.
+        bob.send_message(room_id, "warm-up from B")
+        alice.sync_until(lambda r: any(e.get("content", {}).get("body") == "warm-up from B"
+                                       for e in timeline_events(r, room_id)), deadline_s=60)
         alice.send_message(room_id, "warm-up")
         if not watcher.wait_for(["warm-up"], 60):
             raise RuntimeError(f"{kind}: the warm-up message never reached B")

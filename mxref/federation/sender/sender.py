@@ -82,8 +82,9 @@ class FederationSender(service.Service):
     # -- service ------------------------------------------------------------------------------
 
     def startService(self):
-        """Subscribe to the notifier and resume catch-up for every destination the stored
-        stream shows behind (the returned Deferred fires when catch-up has been started)."""
+        """Subscribe to the notifier, resume catch-up for every destination the stored
+        stream shows behind, and tell the other servers we have talked to that we are back
+        (the returned Deferred fires when that has been started)."""
         super().startService()
         self._notifier.subscribe(self._on_notification)
         self._typing_refresh = task.LoopingCall(self._refresh_typing)
@@ -105,9 +106,21 @@ class FederationSender(service.Service):
     @defer.inlineCallbacks
     def _resume_catch_up(self):
         upto = yield self._events.get_max_stream_ordering()
-        behind = yield self._store.get_destinations_behind(upto)
-        for record in behind:
-            self.queue(record.destination).start_catch_up()
+        known = yield self._store.get_destinations_behind(upto + 1)
+        for record in known:
+            if record.last_successful_stream_ordering is None or record.last_successful_stream_ordering < upto:
+                self.queue(record.destination).start_catch_up()
+            else:
+                self._announce(record.destination)
+
+    def _announce(self, destination):
+        """Send an empty transaction to a server we have talked to before: we are back, so it
+        can stop backing off and send us what it kept for us now, instead of at its next retry
+        (a transaction from us wakes its queue, as one from it wakes ours). Failures are only
+        logged; nothing waits for the answer."""
+        d = self._client.send_transaction(destination, self.next_txn_id(), [], [])
+        d.addErrback(lambda f: self.log.info("could not tell {destination} we are back: {error}",
+                                             destination=destination, error=f.value))
 
     # -- queues -------------------------------------------------------------------------------
 
