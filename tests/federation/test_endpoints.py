@@ -282,6 +282,34 @@ class JoinEndpointTests(FederationEndpointFixture, unittest.TestCase):
         self.assertEqual((response.code, response.json()["errcode"]), (400, "M_INVALID_PARAM"))
 
     @deferred_test
+    async def test_send_join_refusals(self):
+        """send_join refuses with M_INVALID_PARAM a badly signed join, a join of another
+        server's user and a join whose state_key is not its sender."""
+        response = await self.request(
+            "GET", f"{V1}/make_join/{q(self.room_id)}/{q(self.bob)}?ver=12"
+        )
+        template = {k: v for k, v in response.json()["event"].items() if k != "origin"}
+        cases = [
+            sign_event(template, REMOTE, generate_signing_key("r1"), "12"),
+            sign_event(
+                dict(template, sender="@x:other.example", state_key="@x:other.example"),
+                REMOTE,
+                self.remote.signing_key,
+                "12",
+            ),
+            sign_event(
+                dict(template, state_key=f"@other:{REMOTE}"), REMOTE, self.remote.signing_key, "12"
+            ),
+        ]
+        for pdu in cases:
+            event_id = compute_event_id(pdu, "12")
+            response = await self.request(
+                "PUT", f"{V2}/send_join/{q(self.room_id)}/{q(event_id)}", pdu
+            )
+            self.assertEqual((response.code, response.json()["errcode"]), (400, "M_INVALID_PARAM"))
+        self.assertNotIn(self.bob, await self.store.rooms.get_members(self.room_id))
+
+    @deferred_test
     async def test_omit_members(self):
         """With omit_members, a named room's member events are left out of the state."""
         await self.creator.send_event(

@@ -303,7 +303,9 @@ class ResidentMembership:
     # -- send_* ---------------------------------------------------------------------------------
 
     def _check_membership_pdu(self, origin, room_id, event_id, pdu, membership, version):
-        """The shape checks of ``send_join``/``send_leave``/``send_knock``."""
+        """The shape checks of ``send_join``/``send_leave``/``send_knock`` ("Joining Rooms": a
+        wrong type or membership, a sender of another server or a ``state_key`` other than the
+        sender is refused with ``M_INVALID_PARAM``)."""
         if not isinstance(pdu, dict):
             raise MatrixError(400, "M_BAD_JSON", "The body must be the membership event")
         content = pdu.get("content")
@@ -318,7 +320,7 @@ class ResidentMembership:
         if pdu.get("state_key") != pdu.get("sender"):
             raise MatrixError(400, "M_INVALID_PARAM", "state_key must be the sender")
         if _server_of(pdu.get("sender")) != origin:
-            raise MatrixError(403, "M_FORBIDDEN", f"The sender does not belong to {origin}")
+            raise MatrixError(400, "M_INVALID_PARAM", f"The sender does not belong to {origin}")
         if pdu.get("room_id") != room_id:
             raise MatrixError(400, "M_INVALID_PARAM", "The event is for another room")
         try:
@@ -352,10 +354,11 @@ class ResidentMembership:
                 signed_by_us = True
         try:
             yield self._pdus.verify_pdu(pdu, version)
-        except (InvalidEventFormat, SignatureError) as e:
-            raise MatrixError(
-                400 if isinstance(e, InvalidEventFormat) else 403, e.errcode, e.msg
-            ) from None
+        except InvalidEventFormat as e:
+            raise MatrixError(400, "M_BAD_JSON", e.msg) from None
+        except SignatureError as e:
+            # "Joining Rooms": a bad signature is refused with M_INVALID_PARAM.
+            raise MatrixError(400, "M_INVALID_PARAM", e.msg) from None
         outcome = yield self._pdus.receive_pdu(origin, pdu)
         if outcome.status != ACCEPTED:
             raise MatrixError(
