@@ -10,10 +10,6 @@ import secrets
 
 from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.names import cache as dns_cache
-from twisted.names import client as dns_client
-from twisted.names import hosts as dns_hosts
-from twisted.names import resolve as dns_resolve
 from twisted.web.iweb import IAgent
 from zope.interface import implementer
 
@@ -81,6 +77,7 @@ from mxref.modules.passwords import ProviderCredentialChecker
 from mxref.notifier import Notifier
 from mxref.ratelimit import RateLimiter
 from mxref.rooms.creator import EventCreator
+from mxref.federation.remote_profiles import RemoteProfiles
 from mxref.federation.remote_rooms import RemoteRooms
 from mxref.federation.sender.sender import FederationSender
 from mxref.rooms.membership import MembershipUpdater
@@ -119,19 +116,6 @@ def open_database_blocking(database_config, reactor):
     finally:
         setup_pool.disconnect(connection)
     return Database(engine, engine.make_pool(reactor))
-
-
-def system_resolver(reactor):
-    """Name resolution as the system does it: the hosts file, then the DNS servers of
-    ``resolv.conf`` (what ``twisted.names.client.createResolver`` builds on POSIX), on
-    ``reactor``. Not a Deferred."""
-    return dns_resolve.ResolverChain(
-        [
-            dns_hosts.Resolver(b"/etc/hosts"),
-            dns_cache.CacheResolver(reactor=reactor),
-            dns_client.Resolver(b"/etc/resolv.conf", reactor=reactor),
-        ]
-    )
 
 
 @implementer(IAgent)
@@ -210,9 +194,7 @@ class HomeServer:
         )
         # Federation: our client for other servers, their keys, and the receiving side.
         self.federation_agent = federation_agent or AgentOnFirstUse(
-            lambda: MatrixFederationAgent(
-                reactor, config.tls, config.federation, resolver=system_resolver(reactor)
-            )
+            lambda: MatrixFederationAgent(reactor, config.tls, config.federation)
         )
         self.federation_client = FederationClient(self.federation_agent, self.server_name, signing_key, reactor)
         self.keyring = Keyring(
@@ -277,7 +259,10 @@ class HomeServer:
         )
         self.relations = RelationReader(store.events, store.rooms, self.room_reader, self.visibility, reactor)
         self.directory = RoomDirectory(store.events, store.rooms, self.membership, self.server_name)
-        self.profiles = ProfileService(store.accounts, store.rooms, store.events, self.event_creator, self.server_name)
+        self.profiles = ProfileService(
+            store.accounts, store.rooms, store.events, self.event_creator, self.server_name,
+            remote_profiles=RemoteProfiles(self.federation_client),
+        )
         self.typing = TypingTracker(reactor, self.notifier)
         self.receipts = ReadReceipts(store.client_data, store.events, store.rooms, self.notifier, reactor)
         self.filters = FilterService(store.client_data)

@@ -416,3 +416,18 @@ class LoopbackTLSTests(unittest.TestCase):
         self.assertEqual(error.code, 401)
         refused = FederationClient(self.make_agent(cert), "us.test", key, reactor, timeout=20)
         yield self.assertFailure(refused.get_json("gone.test:1", "/_matrix/federation/v1/version"), RequestFailed)
+
+
+class DefaultResolverTests(unittest.TestCase):
+    """The agent builds the system's resolver when none is given."""
+
+    def test_constructs_without_a_resolver(self):
+        """MatrixFederationAgent with only the reactor and config uses hosts file + resolv.conf."""
+        from twisted.internet.testing import MemoryReactorClock
+
+        from mxref.config.federation import FederationConfig
+        from mxref.config.tls import TLSConfig
+        from mxref.federation.transport.agent import MatrixFederationAgent
+
+        agent = MatrixFederationAgent(MemoryReactorClock(), TLSConfig(), FederationConfig())
+        self.assertIsNotNone(agent)

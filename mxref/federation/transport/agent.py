@@ -51,7 +51,11 @@ from twisted.internet.ssl import (
     trustRootFromCertificates,
 )
 from twisted.logger import Logger
-from twisted.names import client as names_client, dns
+from twisted.names import cache as _dns_cache
+from twisted.names import client as _dns_client
+from twisted.names import dns
+from twisted.names import hosts as _dns_hosts
+from twisted.names import resolve as _dns_resolve
 from twisted.web.client import Agent, HTTPConnectionPool, RedirectAgent
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IAgentEndpointFactory, IPolicyForHTTPS
@@ -416,6 +420,19 @@ class _FederationEndpointFactory:
 
 
 @implementer(IAgent)
+def system_resolver(reactor):
+    """Name resolution as the system does it: the hosts file, then the DNS servers of
+    ``resolv.conf`` (what ``twisted.names.client.createResolver`` builds on POSIX), on
+    ``reactor``. Not a Deferred."""
+    return _dns_resolve.ResolverChain(
+        [
+            _dns_hosts.Resolver(b"/etc/hosts"),
+            _dns_cache.CacheResolver(reactor=reactor),
+            _dns_client.Resolver(b"/etc/resolv.conf", reactor=reactor),
+        ]
+    )
+
+
 class MatrixFederationAgent:
     """An ``IAgent`` for ``matrix-federation://<server name>/<path>`` URIs (see the module docstring).
 
@@ -438,7 +455,7 @@ class MatrixFederationAgent:
                  pool=None, connect_timeout=CONNECT_TIMEOUT_S, rng=None, tls=True):
         self._reactor = reactor
         self._config = federation_config
-        self._resolver = resolver if resolver is not None else names_client.createResolver(reactor=reactor)
+        self._resolver = resolver if resolver is not None else system_resolver(reactor)
         self._tls_policy = FederationTLSPolicy(tls_config) if tls else None
         self._connector = _AddressConnector(reactor, self._resolver, federation_config, self._tls_policy,
                                             connect_timeout)
