@@ -68,3 +68,29 @@ class TwoServerTests(unittest.TestCase):
         self.network.heal()
         joined = yield self.bob.join(room_id, via=["a.test"])
         self.assertEqual(joined, room_id)
+
+
+class RemoteProfileTests(unittest.TestCase):
+    """Profiles of users on other servers are fetched over federation."""
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.network, self.servers = yield make_federated_homeservers(self, reactor, ["a.test", "b.test"])
+        self.alice = InMemoryClient(self.servers["a.test"], reactor)
+        self.bob = InMemoryClient(self.servers["b.test"], reactor)
+        yield self.alice.register("alice")
+        yield self.bob.register("bob")
+
+    @defer.inlineCallbacks
+    def test_profile_of_remote_user(self):
+        """bob reads alice's display name from a.test; an unknown remote user is 404."""
+        yield self.alice.request("PUT", "/_matrix/client/v3/profile/@alice:a.test/displayname", {"displayname": "Alice A"})
+        profile = yield self.bob.request("GET", "/_matrix/client/v3/profile/@alice:a.test")
+        self.assertEqual(profile.get("displayname"), "Alice A")
+        with self.assertRaises(ClientError) as caught:
+            yield self.bob.request("GET", "/_matrix/client/v3/profile/@nobody:a.test")
+        self.assertEqual(caught.exception.code, 404)
+        self.network.cut("a.test", "b.test")
+        with self.assertRaises(ClientError) as caught:
+            yield self.bob.request("GET", "/_matrix/client/v3/profile/@alice:a.test")
+        self.assertEqual(caught.exception.code, 404)
