@@ -1,0 +1,1 @@
+"""Presence: who is online, over the Client-Server API, ``/sync`` and federation EDUs."""
