@@ -420,3 +420,33 @@ class BadServerTests(ThreeServerSetup, unittest.TestCase):
     def test_garbage_server(self):
         """c.test answers every request with garbage: b.test still gets every message at once."""
         return self.check_delivery_despite(_HangingServer(garbage=True))
+
+
+class NewcomerHistoryTests(unittest.TestCase):
+    """A server joining a room late backfills its history for its users."""
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def test_new_server_pages_history_before_its_join(self):
+        """bob's server joins after alice sent 60 messages; paging /messages back, bob sees all
+        of them (shared history), fetched from a.test with /backfill, oldest first."""
+        network, servers = yield make_federated_homeservers(self, reactor, ["a.test", "b.test"])
+        alice = InMemoryClient(servers["a.test"], reactor)
+        bob = InMemoryClient(servers["b.test"], reactor)
+        yield alice.register("alice")
+        yield bob.register("bob")
+        room_id = yield alice.create_room(preset="public_chat")
+        expected = [f"early {i}" for i in range(60)]
+        for body in expected:
+            yield alice.send_text(room_id, body)
+        yield bob.join(room_id, via=["a.test"])
+        before = len([r for r in network.requests if r[0] == "b.test" and "/backfill/" in r[3]])
+        paged = bodies((yield all_messages(bob, room_id)))
+        self.assertEqual(paged, expected)
+        after = len([r for r in network.requests if r[0] == "b.test" and "/backfill/" in r[3]])
+        self.assertGreater(after, before)
+        # A second pass is served from what b.test now holds.
+        self.assertEqual(bodies((yield all_messages(bob, room_id))), expected)
+        again = len([r for r in network.requests if r[0] == "b.test" and "/backfill/" in r[3]])
+        self.assertEqual(again, after)
