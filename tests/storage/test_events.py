@@ -6,6 +6,7 @@ from zope.interface.verify import verifyObject
 
 from mxref.storage.interfaces import IEventStore
 from mxref.storage.records import ClientTxn, PersistBatch, RoomPosition, RoomUpdate
+from mxref.storage.sql.store import make_store
 from tests.storage.harness import EventFactory, PostgresBackendMixin, SqliteBackendMixin
 
 ALICE = "@alice:example.org"
@@ -358,6 +359,24 @@ class EventStoreConformanceMixin:
         chain = yield self.store.events.get_auth_chain_ids([join.event_id, create.event_id])
         self.assertEqual(chain, {create.event_id})
         self.assertEqual((yield self.store.events.get_auth_chain_ids([])), set())
+
+    @defer.inlineCallbacks
+    def test_just_persisted_events_read_back_as_from_the_database(self):
+        """Events read right after they are persisted (served from memory) equal the same
+        events read by a store that never saw them persisted, rejected ones included."""
+        create, join, message = yield self.make_room()
+        rejected = self.events.make(
+            "m.room.message", depth=4, prev=[message.event_id], auth=[create.event_id], rejected_reason="auth"
+        )
+        yield self.persist(rejected)
+        ids = [create.event_id, join.event_id, message.event_id, rejected.event_id]
+        remembered = yield self.store.events.get_events(ids, allow_rejected=True)
+        fresh = make_store(self.database).events
+        self.assertEqual(remembered, (yield fresh.get_events(ids, allow_rejected=True)))
+        self.assertEqual(set(remembered), set(ids))
+        remembered[message.event_id].pdu["content"]["body"] = "changed by a caller"
+        again = yield self.store.events.get_event(message.event_id)
+        self.assertEqual(again.pdu["content"]["body"], "hello")
 
     @defer.inlineCallbacks
     def test_redactions_of(self):

@@ -95,6 +95,31 @@ def load_events_txn(txn, event_ids, allow_rejected=False):
     return events
 
 
+def _stored_from_record(event, stream_ordering):
+    """The :class:`StoredEvent` a read of a just inserted non-outlier ``EventToPersist``
+    would give."""
+    pdu = decode_json(encode_json(event.pdu))
+    return StoredEvent(
+        event_id=event.event_id,
+        room_id=event.room_id,
+        type=event.type,
+        state_key=event.state_key,
+        sender=event.sender,
+        depth=event.depth,
+        origin_server_ts=event.origin_server_ts,
+        stream_ordering=stream_ordering,
+        outlier=False,
+        rejected_reason=event.rejected_reason,
+        soft_failed=bool(event.soft_failed),
+        state_group=event.state_group,
+        redacts=event.redacts,
+        membership=event.membership,
+        prev_event_ids=_ordered(set(event.prev_event_ids), _pdu_reference_ids(pdu.get("prev_events"))),
+        auth_event_ids=_ordered(set(event.auth_event_ids), _pdu_reference_ids(pdu.get("auth_events"))),
+        pdu=pdu,
+    )
+
+
 def _events_in_order(txn, event_ids):
     events = load_events_txn(txn, event_ids, allow_rejected=True)
     return [events[e] for e in event_ids if e in events]
@@ -155,7 +180,11 @@ def _record_relations_txn(txn, events):
     )
 
 
-def _persist_txn(txn, batch):
+def _persist_txn(txn, batch, inserted=None):
+    """Write a :class:`PersistBatch`; returns ``{event_id: stream_ordering}``.
+
+    :param inserted: if given, a list receiving the non-outlier events newly stored.
+    """
     events = list({e.event_id: e for e in reversed(batch.events)}.values())[::-1]
     for event in events:
         _check_indexable(event)
@@ -209,6 +238,8 @@ def _persist_txn(txn, batch):
     for event in events:
         if event.event_id not in existing:
             new_events.append(event)
+            if inserted is not None and not event.outlier:
+                inserted.append(event)
             new_rows.append((
                 event.event_id, event.room_id, event.type, event.state_key, event.sender,
                 event.depth, event.origin_server_ts, orderings.get(event.event_id),
@@ -300,7 +331,19 @@ class SqlEventStore:
 
     def persist_events(self, batch):
         """See :meth:`IEventStore.persist_events`."""
-        return self._db.run_interaction("persist_events", _persist_txn, batch)
+
+        def txn_func(txn):
+            inserted = []
+            return _persist_txn(txn, batch, inserted), inserted
+
+        def persisted(result):
+            # New non-outlier events never change again: remember them as a read would.
+            orderings, inserted = result
+            for event in inserted:
+                self._remember(_stored_from_record(event, orderings.get(event.event_id)))
+            return orderings
+
+        return self._db.run_interaction("persist_events", txn_func).addCallback(persisted)
 
     def get_event(self, event_id, allow_rejected=False):
         """See :meth:`IEventStore.get_event`."""
