@@ -4,7 +4,9 @@ Two kinds of token exist:
 
 * :class:`StreamToken` -- a ``/sync`` ``since``/``next_batch`` token: the
   positions reached on the streams (room events, account data,
-  receipts, typing), written ``s<room_events>_<account_data>_<receipts>_<typing>``. A
+  receipts, typing, presence), written
+  ``s<room_events>_<account_data>_<receipts>_<typing>_<presence>`` (older tokens without the
+  typing or presence part still parse, with those positions 0). A
   ``prev_batch`` token from ``/sync`` is written ``s<room_events>`` (the other
   positions do not matter for paging a room's timeline).
 * :class:`TopologicalToken` -- a ``/messages`` ``start``/``end`` token: a
@@ -29,7 +31,7 @@ import attr
 from mxref.errors import MatrixError
 from mxref.storage.records import RoomPosition
 
-_STREAM_TOKEN = re.compile(r"s(\d{1,19})(?:_(\d{1,19})_(\d{1,19})(?:_(\d{1,19}))?)?")
+_STREAM_TOKEN = re.compile(r"s(\d{1,19})(?:_(\d{1,19})_(\d{1,19})(?:_(\d{1,19})(?:_(\d{1,19}))?)?)?")
 _TOPOLOGICAL_TOKEN = re.compile(r"t(-?\d{1,19})_(-?\d{1,19})")
 
 #: Every position must fit a signed 64-bit database integer.
@@ -55,12 +57,14 @@ class StreamToken:
     :param account_data: the account-data stream position reached.
     :param receipts: the receipts stream position reached.
     :param typing: the (in-memory) typing stream position reached.
+    :param presence: the (in-memory) presence stream position reached.
     """
 
     room_events: int = 0
     account_data: int = 0
     receipts: int = 0
     typing: int = 0
+    presence: int = 0
 
     @classmethod
     def parse(cls, token: str) -> "StreamToken":
@@ -75,7 +79,7 @@ class StreamToken:
         return cls(*(_position(group or "0", token, "sync") for group in match.groups()))
 
     def __str__(self) -> str:
-        return f"s{self.room_events}_{self.account_data}_{self.receipts}_{self.typing}"
+        return f"s{self.room_events}_{self.account_data}_{self.receipts}_{self.typing}_{self.presence}"
 
     def room_position(self) -> RoomPosition:
         """The room-timeline point this token stands for (a pure stream position)."""
@@ -88,6 +92,7 @@ class StreamToken:
             or self.account_data > other.account_data
             or self.receipts > other.receipts
             or self.typing > other.typing
+            or self.presence > other.presence
         )
 
 

@@ -3,8 +3,8 @@
 Spec: Client-Server API, ``GET /_matrix/client/v3/sync``
 (https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3sync):
 query parameters ``filter``, ``since``, ``full_state``, ``set_presence``
-(``offline``, ``online`` or ``unavailable``; accepted, presence is not
-tracked yet), ``timeout`` (milliseconds, default 0) and ``use_state_after``.
+(``offline``, ``online`` or ``unavailable``: how the sync affects the
+user's presence, see :mod:`mxref.client.presence.tracker`), ``timeout`` (milliseconds, default 0) and ``use_state_after``.
 """
 
 from mxref.http.request import parse_boolean, parse_integer, parse_string
@@ -35,7 +35,7 @@ class SyncResource:
         since = parse_string(request, "since")
         filter_param = parse_string(request, "filter")
         full_state = parse_boolean(request, "full_state", default=False)
-        parse_string(request, "set_presence", allowed={"offline", "online", "unavailable"})
+        set_presence = parse_string(request, "set_presence", allowed={"offline", "online", "unavailable"})
         timeout_ms = parse_integer(request, "timeout", default=0, minimum=0)
         use_state_after = parse_boolean(request, "use_state_after", default=False)
         body = await self._sync.sync(
@@ -45,5 +45,6 @@ class SyncResource:
             full_state=full_state,
             timeout_ms=min(timeout_ms, MAX_TIMEOUT_MS),
             use_state_after=use_state_after,
+            set_presence=set_presence,
         )
         return 200, body

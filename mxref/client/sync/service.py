@@ -22,6 +22,11 @@ user or one of their joined rooms reports a position past ``upto`` on one of
 the streams sync reads (room events, account data, receipts), then builds
 the response again; when ``timeout`` passes it returns the empty response.
 
+Presence: a sync marks the user online (``set_presence``, see
+:mod:`mxref.client.presence.tracker`) and ``presence.events`` carries the ``m.presence`` events of
+the users sharing a joined room with the syncer (and their own) that changed since the token,
+or all known ones in an initial sync (Client-Server API, "Presence").
+
 Message events and invites from users in the ``m.ignored_user_list`` account
 data are not sent ("Ignoring Users"); their state events are.
 
@@ -39,6 +44,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from mxref.client.account_data.service import ACCOUNT_DATA_STREAM
+from mxref.client.presence.tracker import PRESENCE_STREAM
 from mxref.client.receipts.typing import TYPING_STREAM
 from mxref.client.sync.room_sections import RoomSections, receipt_events
 from mxref.client.tokens import StreamToken
@@ -52,6 +58,7 @@ _TOKEN_FIELD_OF_STREAM = {
     ACCOUNT_DATA_STREAM: "account_data",
     RECEIPTS_STREAM: "receipts",
     TYPING_STREAM: "typing",
+    PRESENCE_STREAM: "presence",
 }
 
 LEFT_MEMBERSHIPS = ("leave", "ban")
@@ -87,7 +94,7 @@ def has_updates(response) -> bool:
     rooms = response["rooms"]
     if any(rooms[section] for section in ("join", "invite", "leave", "knock")):
         return True
-    return bool(response["account_data"]["events"])
+    return bool(response["account_data"]["events"] or response["presence"]["events"])
 
 
 @attr.s(slots=True)
@@ -137,12 +144,16 @@ class SyncService:
     :param filters: a :class:`~mxref.client.filters.service.FilterService`.
     :param notifier: the :class:`~mxref.notifier.Notifier` to wait on.
     :param clock: an ``IReactorTime`` (event ages, the long-poll deadline).
+    :param typing: the :class:`~mxref.client.receipts.typing.TypingTracker`, or ``None``.
+    :param presence: the :class:`~mxref.client.presence.service.PresenceService`, or ``None``
+        (no presence is tracked or sent).
     """
 
     log = Logger()
 
-    def __init__(self, events, rooms, client_data, visibility, creator, filters, notifier, clock, typing=None):
+    def __init__(self, events, rooms, client_data, visibility, creator, filters, notifier, clock, typing=None, presence=None):
         self._typing = typing
+        self._presence = presence
         self._events = events
         self._rooms = rooms
         self._client_data = client_data
@@ -166,7 +177,8 @@ class SyncService:
             self._client_data.get_receipts_position(),
         )
         typing = self._typing.position if self._typing is not None else 0
-        return StreamToken(room_events, account_data, receipts, typing)
+        presence = self._presence.tracker.position if self._presence is not None else 0
+        return StreamToken(room_events, account_data, receipts, typing, presence)
 
     @defer.inlineCallbacks
     def sync(
@@ -177,6 +189,7 @@ class SyncService:
         full_state=False,
         timeout_ms=0,
         use_state_after=False,
+        set_presence=None,
     ):
         """Answer one ``/sync`` request.
 
@@ -187,12 +200,15 @@ class SyncService:
         :param timeout_ms: how long to wait for news in an incremental sync.
         :param use_state_after: send ``state_after`` (state up to the end of the
             timeline) instead of ``state``.
+        :param set_presence: the ``set_presence`` query parameter (``None``: ``online``).
         :returns: Deferred firing with the response body.
         :raises MatrixError: 400 ``M_INVALID_PARAM`` for a malformed ``since``
             token or a bad or unknown filter.
         """
         since_token = StreamToken.parse(since) if since is not None else None
         sync_filter = yield self._filters.resolve(requester.user_id, filter_param)
+        if self._presence is not None:
+            self._presence.tracker.record_sync(requester.user_id, set_presence, timeout_ms)
         deadline_ms = self._now_ms() + max(0, timeout_ms)
         while True:
             upto = yield self.current_token()
@@ -321,17 +337,31 @@ class SyncService:
                 deltas.get(room_id, ()),
             )
 
+        presence_events = yield self._presence_events(user_id, since, selection.joined_now, sync_filter)
         global_data = [{"type": t, "content": c} for t, c in account_data.global_data.items()]
         response = {
             "next_batch": str(upto),
             "rooms": rooms,
             "account_data": {"events": sync_filter.account_data.filter_dicts(global_data)},
-            "presence": {"events": []},
+            "presence": {"events": presence_events},
             "to_device": {"events": []},
             "device_lists": {"changed": [], "left": []},
             "device_one_time_keys_count": {},
         }
         return response, selection.joined_now
+
+    @defer.inlineCallbacks
+    def _presence_events(self, user_id, since, joined_room_ids, sync_filter):
+        """The ``presence.events`` section: changes since the token, or every known state of
+        the visible users in an initial sync. Presence lives in memory, so a token from before
+        a restart (ahead of the tracker) counts as zero."""
+        if self._presence is None:
+            return []
+        since_presence = since.presence if since is not None else 0
+        if since_presence > self._presence.tracker.position:
+            since_presence = 0
+        events = yield self._presence.events_for(user_id, joined_room_ids, since_presence)
+        return sync_filter.presence.filter_dicts(events)
 
     @defer.inlineCallbacks
     def _receipts(self, user_id, joined, since, upto):
