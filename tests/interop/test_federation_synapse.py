@@ -50,8 +50,12 @@ def shared_servers():
     if "pair" not in _servers:
         workdir = tempfile.mkdtemp(prefix="mxref-interop-")
         atexit.register(shutil.rmtree, workdir, True)
-        synapse = SynapseProcess(os.path.join(workdir, "synapse"), python=SYNAPSE_PYTHON)
-        mxref = MxrefProcess(os.path.join(workdir, "mxref"))
+        # Both default to keeping their room directory from other servers.
+        open_directory = {"allow_public_rooms_over_federation": True}
+        synapse = SynapseProcess(
+            os.path.join(workdir, "synapse"), python=SYNAPSE_PYTHON, config_overrides=open_directory
+        )
+        mxref = MxrefProcess(os.path.join(workdir, "mxref"), config_overrides=open_directory)
         synapse.start()
         atexit.register(synapse.stop)
         try:
@@ -527,3 +531,103 @@ class OutageWithSynapseTests(unittest.TestCase):
                 wait_for_event(member, room_id, event_id)
             after = owner.send_message(room_id, "after")
             wait_for_event(member, room_id, after)
+
+
+class RoomLifeWithSynapseTests(unittest.TestCase):
+    """Everyday room life across mxref and Synapse: profiles, invites by non-resident members,
+    the public room directory, restricted joins."""
+
+    skip = SKIP_SYNAPSE
+
+    def setUp(self):
+        self.synapse, self.mxref = shared_servers()
+
+    def test_profile_queries_both_ways(self):
+        """Each server answers the other's profile query with the display name its user set."""
+        for home, away in ((self.synapse, self.mxref), (self.mxref, self.synapse)):
+            user, asker = new_user(home, "profiled"), new_user(away, "asker")
+            path = f"/_matrix/client/v3/profile/{quote(user.user_id, safe='')}"
+            user.request("PUT", path + "/displayname", {"displayname": f"Name on {home.kind}"})
+            profile = asker.request("GET", path)
+            self.assertEqual(profile.get("displayname"), f"Name on {home.kind}")
+
+    def test_invites_by_a_member_of_the_other_server(self):
+        """A member who is not on the room's creating server invites a user of the creating
+        server and a user of their own; both invitees join."""
+        for home, away in ((self.synapse, self.mxref), (self.mxref, self.synapse)):
+            owner, member = new_user(home, "owner"), new_user(away, "member")
+            # Synapse's public_chat preset sets the invite level to 50; let members invite.
+            room_id = owner.create_room(
+                preset="public_chat", power_level_content_override={"invite": 0}
+            )
+            member.join(room_id, via=[home.server_name])
+            wait_for_membership(owner, room_id, member.user_id, "join")
+            for invitee in (new_user(home, "invitee"), new_user(away, "invitee")):
+                member.invite(room_id, invitee.user_id)
+                wait_for_invite(invitee, room_id)
+                self.assertEqual(invitee.join(room_id), room_id)
+                wait_for_membership(owner, room_id, invitee.user_id, "join")
+                wait_for_membership(member, room_id, invitee.user_id, "join")
+
+    def test_display_name_change_reaches_the_other_server(self):
+        """A member changing their display name updates their membership event on the other
+        server too."""
+        for home, away in ((self.synapse, self.mxref), (self.mxref, self.synapse)):
+            owner, member = new_user(home, "owner"), new_user(away, "member")
+            room_id = owner.create_room(preset="public_chat")
+            member.join(room_id, via=[home.server_name])
+            wait_for_membership(owner, room_id, member.user_id, "join")
+            path = f"/_matrix/client/v3/profile/{quote(member.user_id, safe='')}/displayname"
+            member.request("PUT", path, {"displayname": "Renamed"})
+            wait_for_state(
+                owner,
+                room_id,
+                "m.room.member",
+                lambda c: c.get("displayname") == "Renamed",
+                state_key=member.user_id,
+            )
+
+    def test_public_room_directory_over_federation(self):
+        """A room published in one server's directory is listed to the other server's users
+        when they ask that server."""
+        for home, away in ((self.synapse, self.mxref), (self.mxref, self.synapse)):
+            owner, asker = new_user(home, "owner"), new_user(away, "asker")
+            room_id = owner.create_room(
+                preset="public_chat", visibility="public", name=f"listed {home.kind}"
+            )
+            if away is self.mxref:
+                # mxref lists only its own directory to its clients (no remote ?server= yet).
+                continue
+            listed = asker.request(
+                "GET", "/_matrix/client/v3/publicRooms", query={"server": home.server_name}
+            )
+            self.assertIn(room_id, [r["room_id"] for r in listed["chunk"]])
+
+    def test_restricted_join_across(self):
+        """A user of the other server who is in the allowed room joins a restricted room through
+        the creating server, which authorises the join."""
+        for home, away in ((self.synapse, self.mxref), (self.mxref, self.synapse)):
+            owner, member = new_user(home, "owner"), new_user(away, "member")
+            space = owner.create_room(preset="public_chat")
+            member.join(space, via=[home.server_name])
+            wait_for_membership(owner, space, member.user_id, "join")
+            restricted = owner.create_room(
+                preset="private_chat",
+                room_version="10",
+                initial_state=[
+                    {
+                        "type": "m.room.join_rules",
+                        "state_key": "",
+                        "content": {
+                            "join_rule": "restricted",
+                            "allow": [{"type": "m.room_membership", "room_id": space}],
+                        },
+                    }
+                ],
+            )
+            self.assertEqual(member.join(restricted, via=[home.server_name]), restricted)
+            wait_for_membership(owner, restricted, member.user_id, "join")
+            outsider = new_user(away, "outsider")
+            with self.assertRaises(MatrixRequestError) as caught:
+                outsider.join(restricted, via=[home.server_name])
+            self.assertEqual(caught.exception.status, 403)
