@@ -37,6 +37,9 @@ from mxref.client.filters.service import FilterService
 from mxref.client.directory.resource import DirectoryResource
 from mxref.client.directory.service import RoomDirectory
 from mxref.client.meta.resource import MetaResource
+from mxref.client.presence.resource import PresenceResource
+from mxref.client.presence.service import PresenceService
+from mxref.client.presence.tracker import PresenceTracker
 from mxref.client.profile.resource import ProfileResource
 from mxref.client.profile.service import ProfileService
 from mxref.client.relations.resource import RelationResource
@@ -53,7 +56,7 @@ from mxref.crypto.keys import load_signing_key, old_verify_keys
 from mxref.crypto.keyring import Keyring
 from mxref.federation.acl import ServerAclChecker
 from mxref.federation.backfill import RemoteHistory
-from mxref.federation.receiver.edus import EduRouter, ReceiptEduReceiver, TypingEduReceiver
+from mxref.federation.receiver.edus import EduRouter, PresenceEduReceiver, ReceiptEduReceiver, TypingEduReceiver
 from mxref.federation.receiver.membership import ResidentMembership
 from mxref.federation.receiver.pipeline import PduReceiver
 from mxref.federation.receiver.queries import FederationQueries
@@ -264,6 +267,8 @@ class HomeServer:
             remote_profiles=RemoteProfiles(self.federation_client),
         )
         self.typing = TypingTracker(reactor, self.notifier)
+        self.presence_tracker = PresenceTracker(reactor, self.notifier, store.rooms)
+        self.presence = PresenceService(self.presence_tracker, store.rooms)
         self.receipts = ReadReceipts(store.client_data, store.events, store.rooms, self.notifier, reactor)
         self.filters = FilterService(store.client_data)
         self.account_data = AccountDataService(store.client_data, self.notifier)
@@ -277,6 +282,7 @@ class HomeServer:
             self.notifier,
             reactor,
             typing=self.typing,
+            presence=self.presence,
         )
 
         # Accounts.
@@ -334,10 +340,14 @@ class HomeServer:
             self.typing,
             reactor,
             self.server_name,
+            presence=self.presence_tracker,
         )
         # Federation: receiving.
         self.edu_router = EduRouter()
         self.edu_router.register("m.typing", TypingEduReceiver(self.typing, store.rooms, self.server_acls).on_edu)
+        self.edu_router.register(
+            "m.presence", PresenceEduReceiver(self.presence_tracker, store.rooms, self.server_name).on_edu
+        )
         self.edu_router.register(
             "m.receipt", ReceiptEduReceiver(store.client_data, store.rooms, self.notifier, self.server_acls).on_edu
         )
@@ -402,7 +412,7 @@ class HomeServer:
             },
             "keys": {"/_matrix/key": self.federation_resource},
         }
-        self.services = [self.federation_sender]
+        self.services = [self.federation_sender, self.presence_tracker]
 
         # Third-party modules (mxref.modules), in configuration order; a bad one stops start-up
         # with a ConfigError. Their resources go on the client listener.
@@ -445,6 +455,7 @@ class HomeServer:
             FilterResource(self.filters, self.authenticator),
             AccountDataResource(self.account_data, self.authenticator),
             SyncResource(self.sync, self.authenticator),
+            PresenceResource(self.presence, self.authenticator),
             MetaResource(
                 self.authenticator,
                 public_baseurl=self.config.server.public_baseurl,

@@ -30,6 +30,7 @@ users' changes on.
 """
 
 import attr
+from twisted.application import service
 from twisted.logger import Logger
 
 from mxref.errors import MatrixError
@@ -73,8 +74,11 @@ class PresenceState:
     position: int = 0
 
 
-class PresenceTracker:
+class PresenceTracker(service.Service):
     """Presence of local and remote users, with idle and sync-gap timers for local ones.
+
+    A service so that the timers live only while the server runs: none is set before
+    ``startService`` or after :meth:`stopService`, which cancels them.
 
     :param clock: an ``IReactorTime`` for the timers and ``last_active_ago``.
     :param notifier: a :class:`~mxref.notifier.Notifier`.
@@ -92,6 +96,13 @@ class PresenceTracker:
         self._idle_timers = {}
         self._gone_timers = {}
         self._position = 0
+
+    def stopService(self):
+        """Cancel every idle and sync-gap timer (the states stay as they are)."""
+        for timers in (self._idle_timers, self._gone_timers):
+            for user_id in list(timers):
+                self._cancel(timers, user_id)
+        return super().stopService()
 
     @property
     def position(self) -> int:
@@ -145,7 +156,7 @@ class PresenceTracker:
         now_ms = self._now_ms()
         self._cancel(self._idle_timers, user_id)
         if presence == "online":
-            self._idle_timers[user_id] = self._clock.callLater(IDLE_AFTER_SECONDS, self._idle, user_id)
+            self._call_later(self._idle_timers, IDLE_AFTER_SECONDS, self._idle, user_id)
         self._change(user_id, presence, status_msg, now_ms, explicit=True)
 
     def record_sync(self, user_id, set_presence=None, timeout_ms=0) -> None:
@@ -159,20 +170,19 @@ class PresenceTracker:
         if timer is not None and timer.active():
             timer.reset(gap)
         else:
-            self._gone_timers[user_id] = self._clock.callLater(gap, self._gone, user_id)
+            self._call_later(self._gone_timers, gap, self._gone, user_id)
         state = self._states.get(user_id)
         if state is not None and state.explicit:
             return
         current = state.presence if state is not None else "offline"
         if set_presence == "online" and current == "offline":
-            self._cancel(self._idle_timers, user_id)
-            self._idle_timers[user_id] = self._clock.callLater(IDLE_AFTER_SECONDS, self._idle, user_id)
+            self._call_later(self._idle_timers, IDLE_AFTER_SECONDS, self._idle, user_id)
             status_msg = state.status_msg if state is not None else None
             self._change(user_id, "online", status_msg, self._now_ms(), explicit=False)
         elif set_presence == "unavailable" and current != "unavailable":
             self._cancel(self._idle_timers, user_id)
             status_msg = state.status_msg if state is not None else None
-            last_active = state.last_active_ms if state is not None else None
+            last_active = state.last_active_ms if state is not None else self._now_ms()
             self._change(user_id, "unavailable", status_msg, last_active, explicit=False)
 
     def _idle(self, user_id):
@@ -187,6 +197,11 @@ class PresenceTracker:
         state = self._states.get(user_id)
         if state is not None and state.presence != "offline":
             self._change(user_id, "offline", state.status_msg, state.last_active_ms, explicit=False)
+
+    def _call_later(self, timers, seconds, function, user_id):
+        self._cancel(timers, user_id)
+        if self.running:
+            timers[user_id] = self._clock.callLater(seconds, function, user_id)
 
     @staticmethod
     def _cancel(timers, user_id):

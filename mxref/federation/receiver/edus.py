@@ -8,6 +8,9 @@ Access Control Lists" (https://spec.matrix.org/v1.19/server-server-api/):
 * ``m.receipt`` ``{room_id: {receipt_type: {user_id: {event_ids, data: {ts, thread_id?}}}}}``:
   all receipts of a room that denies the origin are ignored; each user must belong to the
   origin and be joined to the room.
+* ``m.presence`` ``{push: [{user_id, presence, status_msg?, last_active_ago, currently_active?}]}``:
+  each user must belong to the origin and be joined to a room one of our users is joined to
+  (presence is only shared between users sharing a room); other entries are ignored.
 * EDU types nobody registered for are ignored.
 """
 
@@ -16,6 +19,7 @@ import inspect
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from mxref.client.presence.tracker import PRESENCE_STATES
 from mxref.client.receipts.service import RECEIPTS_STREAM
 from mxref.types import UserID
 
@@ -171,3 +175,57 @@ class ReceiptEduReceiver:
             if position is not None:
                 self._notifier.notify(self._stream_name, position, room_ids=[room_id])
         return stored
+
+
+class PresenceEduReceiver:
+    """Applies ``m.presence`` EDUs to the :class:`~mxref.client.presence.tracker.PresenceTracker`.
+
+    :param tracker: the presence tracker ``/sync`` reads.
+    :param rooms: an :class:`~mxref.storage.interfaces.IRoomStore`.
+    :param server_name: our server name (whose users must share a room with the pushed users).
+    """
+
+    def __init__(self, tracker, rooms, server_name):
+        self._tracker = tracker
+        self._rooms = rooms
+        self._server_name = server_name
+
+    @defer.inlineCallbacks
+    def on_edu(self, origin, content):
+        """Record the pushed states of ``origin``'s users who share a room with ours.
+
+        :returns: Deferred firing with the number of states recorded.
+        """
+        push = content.get("push")
+        if not isinstance(push, list):
+            return 0
+        recorded = 0
+        for item in push:
+            if not isinstance(item, dict) or not _user_of_server(item.get("user_id"), origin):
+                continue
+            presence = item.get("presence")
+            status_msg = item.get("status_msg")
+            last_active_ago = item.get("last_active_ago")
+            currently_active = item.get("currently_active")
+            if presence not in PRESENCE_STATES:
+                continue
+            if status_msg is not None and not isinstance(status_msg, str):
+                continue
+            if isinstance(last_active_ago, bool) or not isinstance(last_active_ago, int) or last_active_ago < 0:
+                last_active_ago = None
+            if not isinstance(currently_active, bool):
+                currently_active = None
+            user_id = item["user_id"]
+            memberships = yield self._rooms.get_rooms_for_user(user_id)
+            shared = []
+            for membership in memberships:
+                hosts = yield self._rooms.get_joined_hosts(membership.room_id)
+                if self._server_name in hosts:
+                    shared.append(membership.room_id)
+            if not shared:
+                continue
+            self._tracker.set_remote(
+                user_id, presence, status_msg, last_active_ago, currently_active, room_ids=shared
+            )
+            recorded += 1
+        return recorded

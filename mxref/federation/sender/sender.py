@@ -14,6 +14,9 @@ Spec: Server-Server API (https://spec.matrix.org/v1.19/server-server-api/):
   when one of our users starts or stops typing, repeated while they keep typing.
 * "Receipts": ``m.receipt`` ``{room_id: {"m.read": {user_id: {event_ids, data}}}}`` for our
   users' public read receipts (private receipts never leave the server).
+* "Presence": ``m.presence`` ``{push: [{user_id, presence, status_msg?, last_active_ago,
+  currently_active}]}`` to the servers sharing a room with one of our users when their presence
+  changes (a server that joins a shared room later hears of it at the next change).
 
 Transaction IDs are ``<startup time in ms>_<counter>``: unique within a run, and a restarted
 server starts from a later time, so it never reuses an ID a destination has answered.
@@ -26,6 +29,7 @@ from twisted.application import service
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
+from mxref.client.presence.tracker import PRESENCE_STREAM
 from mxref.client.receipts.service import RECEIPTS_STREAM
 from mxref.client.receipts.typing import TYPING_STREAM
 from mxref.federation.sender.queue import DestinationQueue
@@ -55,12 +59,15 @@ class FederationSender(service.Service):
     :param clock: an ``IReactorTime``.
     :param server_name: our server name.
     :param rng: randomness for the retry jitter (``secrets.SystemRandom()`` by default).
+    :param presence: the :class:`~mxref.client.presence.tracker.PresenceTracker` (``None``:
+        no presence is sent).
     """
 
     log = Logger()
 
     def __init__(self, events, rooms, federation_store, client_data, client, notifier, typing, clock, server_name,
-                 rng=None):
+                 rng=None, presence=None):
+        self._presence = presence
         self._events = events
         self._rooms = rooms
         self._store = federation_store
@@ -168,6 +175,11 @@ class FederationSender(service.Service):
             work = (self._send_typing, sorted(notification.room_ids))
         elif notification.stream_name == RECEIPTS_STREAM and notification.room_ids:
             work = (self._send_receipts, notification.position, sorted(notification.room_ids))
+        elif notification.stream_name == PRESENCE_STREAM and self._presence is not None:
+            local = sorted(u for u in notification.user_ids if server_of(u) == self._server_name)
+            if not local or not notification.room_ids:
+                return
+            work = (self._send_presence, local, sorted(notification.room_ids))
         else:
             return
         d = self._lock.run(*work)
@@ -257,3 +269,30 @@ class FederationSender(service.Service):
             hosts = yield self._rooms.get_joined_hosts(receipt.room_id)
             for destination in sorted(set(hosts) - {self._server_name}):
                 self.queue(destination).send_edu("m.receipt", content)
+
+    @defer.inlineCallbacks
+    def _send_presence(self, user_ids, room_ids):
+        """Push the current presence of our ``user_ids`` to the other servers of ``room_ids``."""
+        push = []
+        for user_id in user_ids:
+            state = self._presence.get(user_id)
+            if state is None:
+                continue
+            content = self._presence.content_of(state)
+            item = {
+                "user_id": user_id,
+                "presence": content["presence"],
+                "last_active_ago": content.get("last_active_ago", 0),
+                "currently_active": content.get("currently_active", False),
+            }
+            if "status_msg" in content:
+                item["status_msg"] = content["status_msg"]
+            push.append(item)
+        if not push:
+            return
+        destinations = set()
+        for room_id in room_ids:
+            hosts = yield self._rooms.get_joined_hosts(room_id)
+            destinations.update(hosts)
+        for destination in sorted(destinations - {self._server_name}):
+            self.queue(destination).send_edu("m.presence", {"push": push})
