@@ -40,7 +40,7 @@ class PresenceService:
         UserID.parse(user_id)
         if user_id != requester.user_id:
             raise MatrixError(403, "M_FORBIDDEN", "You cannot set the presence of another user")
-        self._tracker.set_explicit(user_id, presence, status_msg)
+        await self._tracker.set_explicit(user_id, presence, status_msg)
 
     async def get_presence(self, requester, user_id) -> dict:
         """``GET /presence/{userId}/status``: the content of the user's ``m.presence``.

@@ -31,6 +31,7 @@ users' changes on.
 
 import attr
 from twisted.application import service
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from mxref.errors import MatrixError
@@ -146,8 +147,11 @@ class PresenceTracker(service.Service):
 
     # -- local users -----------------------------------------------------------------------------
 
-    def set_explicit(self, user_id, presence, status_msg=None) -> None:
-        """Record a ``PUT /presence`` of a local user: the state wins over syncs. Not a Deferred.
+    def set_explicit(self, user_id, presence, status_msg=None):
+        """Record a ``PUT /presence`` of a local user: the state wins over syncs.
+
+        The new state is readable at once; the returned Deferred fires (with ``None``) once
+        the change has been announced on the notifier.
 
         :raises MatrixError: 400 ``M_INVALID_PARAM`` for an unknown state.
         """
@@ -157,14 +161,17 @@ class PresenceTracker(service.Service):
         self._cancel(self._idle_timers, user_id)
         if presence == "online":
             self._call_later(self._idle_timers, IDLE_AFTER_SECONDS, self._idle, user_id)
-        self._change(user_id, presence, status_msg, now_ms, explicit=True)
+        return self._change(user_id, presence, status_msg, now_ms, explicit=True)
 
-    def record_sync(self, user_id, set_presence=None, timeout_ms=0) -> None:
+    def record_sync(self, user_id, set_presence=None, timeout_ms=0):
         """Note that a local user started a ``/sync`` with ``set_presence`` (``None`` meaning
-        ``online``) and a long-poll ``timeout_ms``; see the module docstring. Not a Deferred."""
+        ``online``) and a long-poll ``timeout_ms``; see the module docstring.
+
+        :returns: Deferred firing with ``None`` once any change has been announced.
+        """
         set_presence = set_presence or "online"
         if set_presence == "offline":
-            return
+            return defer.succeed(None)
         gap = max(0, timeout_ms) / 1000.0 + SYNC_GAP_SECONDS
         timer = self._gone_timers.get(user_id)
         if timer is not None and timer.active():
@@ -173,17 +180,18 @@ class PresenceTracker(service.Service):
             self._call_later(self._gone_timers, gap, self._gone, user_id)
         state = self._states.get(user_id)
         if state is not None and state.explicit:
-            return
+            return defer.succeed(None)
         current = state.presence if state is not None else "offline"
         if set_presence == "online" and current == "offline":
             self._call_later(self._idle_timers, IDLE_AFTER_SECONDS, self._idle, user_id)
             status_msg = state.status_msg if state is not None else None
-            self._change(user_id, "online", status_msg, self._now_ms(), explicit=False)
+            return self._change(user_id, "online", status_msg, self._now_ms(), explicit=False)
         elif set_presence == "unavailable" and current != "unavailable":
             self._cancel(self._idle_timers, user_id)
             status_msg = state.status_msg if state is not None else None
             last_active = state.last_active_ms if state is not None else self._now_ms()
-            self._change(user_id, "unavailable", status_msg, last_active, explicit=False)
+            return self._change(user_id, "unavailable", status_msg, last_active, explicit=False)
+        return defer.succeed(None)
 
     def _idle(self, user_id):
         self._idle_timers.pop(user_id, None)
@@ -212,14 +220,15 @@ class PresenceTracker(service.Service):
     # -- remote users ----------------------------------------------------------------------------
 
     def set_remote(self, user_id, presence, status_msg=None, last_active_ago=None, currently_active=None,
-                   room_ids=None) -> None:
-        """Record the state another server pushed for one of its users. Not a Deferred.
+                   room_ids=None):
+        """Record the state another server pushed for one of its users.
 
         :param last_active_ago: milliseconds, as in the EDU, or ``None``.
         :param room_ids: the rooms to announce the change to (``None``: look them up).
+        :returns: Deferred firing with ``None`` once the change has been announced.
         """
         last_active_ms = None if last_active_ago is None else self._now_ms() - last_active_ago
-        self._change(user_id, presence, status_msg, last_active_ms, False, currently_active, room_ids)
+        return self._change(user_id, presence, status_msg, last_active_ms, False, currently_active, room_ids)
 
     # -- changes ---------------------------------------------------------------------------------
 
@@ -232,11 +241,13 @@ class PresenceTracker(service.Service):
         )
         if room_ids is not None:
             self._notifier.notify(PRESENCE_STREAM, position, room_ids=room_ids, user_ids=[user_id])
-            return
+            return defer.succeed(None)
         d = self._rooms.get_rooms_for_user(user_id)
         d.addCallback(
             lambda memberships: self._notifier.notify(
                 PRESENCE_STREAM, position, room_ids=[m.room_id for m in memberships], user_ids=[user_id]
             )
         )
+        d.addCallback(lambda _: None)
         d.addErrback(lambda f: self.log.failure("could not announce presence of {user_id}", f, user_id=user_id))
+        return d

@@ -208,7 +208,7 @@ class SyncService:
         since_token = StreamToken.parse(since) if since is not None else None
         sync_filter = yield self._filters.resolve(requester.user_id, filter_param)
         if self._presence is not None:
-            self._presence.tracker.record_sync(requester.user_id, set_presence, timeout_ms)
+            yield self._presence.tracker.record_sync(requester.user_id, set_presence, timeout_ms)
         deadline_ms = self._now_ms() + max(0, timeout_ms)
         while True:
             upto = yield self.current_token()

@@ -224,7 +224,7 @@ class PresenceEduReceiver:
                     shared.append(membership.room_id)
             if not shared:
                 continue
-            self._tracker.set_remote(
+            yield self._tracker.set_remote(
                 user_id, presence, status_msg, last_active_ago, currently_active, room_ids=shared
             )
             recorded += 1
