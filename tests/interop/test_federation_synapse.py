@@ -279,11 +279,28 @@ class FederationWithSynapseTests(unittest.TestCase):
         leo.request("POST", room_path(room_id, "leave"), {})
         wait_for_membership(kim, room_id, leo.user_id, "leave")
         while_away = kim.send_message(room_id, "said while leo was away")
+        put_state(kim, room_id, "m.room.topic", {"topic": "changed while leo was away"})
         leo.join(room_id, via=[self.synapse.server_name])
         wait_for_membership(kim, room_id, leo.user_id, "join")
+        # mxref's view after the rejoin has Leo joined and the state changed meanwhile.
+        self.assertEqual(members(leo, room_id)[leo.user_id], "join")
+        self.assertEqual(
+            get_state(leo, room_id, "m.room.topic"), {"topic": "changed while leo was away"}
+        )
         event, _ = wait_for_event(leo, room_id, kim.send_message(room_id, "welcome back"))
         self.assertNotEqual(event["event_id"], while_away)
         self.exchange_messages(room_id, kim, leo)
+        # A state change by the rejoined user is accepted by Synapse (built on mxref's view).
+        levels = get_state(kim, room_id, "m.room.power_levels")
+        levels["users"][leo.user_id] = 50
+        put_state(kim, room_id, "m.room.power_levels", levels)
+        wait_for_state(
+            leo, room_id, "m.room.power_levels", lambda c: c["users"].get(leo.user_id) == 50
+        )
+        put_state(leo, room_id, "m.room.name", {"name": "named after the rejoin"})
+        wait_for_state(
+            kim, room_id, "m.room.name", lambda c: c.get("name") == "named after the rejoin"
+        )
 
         mia, ned = new_user(self.mxref, "mia"), new_user(self.synapse, "ned")
         room_id = mia.create_room(preset="public_chat")
