@@ -9,6 +9,7 @@ the socket: X-Matrix signatures, JSON bodies, status codes and the full endpoint
 production. A cut link refuses connections in both directions, as a partition would.
 """
 
+import weakref
 from urllib.parse import urlsplit
 
 from treq.testing import RequestTraversalAgent
@@ -140,7 +141,7 @@ def pumped_request(traversal, reactor, method, uri, headers=None, body_producer=
     :returns: Deferred firing with an ``IResponse``.
     """
     d = traversal.request(method, uri, headers, body_producer)
-    pump = task.LoopingCall(traversal.flush)
+    pump = task.LoopingCall(flush_traversal, traversal)
     pump.clock = reactor
     pump.start(pump_interval, now=True)
     # Never pump forever, whatever happens to the request or its body.
@@ -154,6 +155,38 @@ def pumped_request(traversal, reactor, method, uri, headers=None, body_producer=
     d.addErrback(stop_pumping)
     d.addCallback(lambda response: _PumpedResponse(response, pump))
     return d
+
+
+#: Per traversal agent: ``[flushing now, flush asked for again meanwhile]``.
+_flush_states = weakref.WeakKeyDictionary()
+
+#: Flushes folded into one call at most (a guard against a server that never goes quiet).
+_MAX_FOLDED_FLUSHES = 100
+
+
+def flush_traversal(traversal):
+    """Move the in-memory bytes of every connection of a ``RequestTraversalAgent``.
+
+    treq's ``flush`` is not re-entrant: it swaps in a fresh set of connections, flushes the
+    old ones and carries the open ones over into the set it swapped in. A nested call (a
+    response handler that starts another request, whose pump flushes at once) swaps the set
+    again, and every connection the outer call had yet to carry over is lost: its response
+    is never delivered. So a call made while a flush of the same agent is under way is
+    folded into that flush, which goes round once more. Not a Deferred.
+    """
+    state = _flush_states.setdefault(traversal, [False, False])
+    if state[0]:
+        state[1] = True
+        return
+    state[0] = True
+    try:
+        for _ in range(_MAX_FOLDED_FLUSHES):
+            state[1] = False
+            traversal.flush()
+            if not state[1]:
+                break
+    finally:
+        state[0] = False
 
 
 def _stop(pump, deadline):

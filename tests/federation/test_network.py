@@ -1,12 +1,16 @@
 """The in-memory federation network delivers real HTTP between whole test homeservers."""
 
+import treq
+from treq.testing import RequestTraversalAgent
 from twisted.internet import defer, reactor
 from twisted.trial import unittest
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
 
 from mxref.events.signing import get_verify_key, encode_verify_key_base64, key_id_of
 from mxref.federation.transport.client import FederationClient, HttpResponseError, RequestFailed
 from mxref.testing.homeserver import make_test_homeserver
-from mxref.testing.network import FederationNetwork
+from mxref.testing.network import FederationNetwork, pumped_request
 
 
 class NetworkTests(unittest.TestCase):
@@ -50,3 +54,42 @@ class NetworkTests(unittest.TestCase):
         self.network.heal()
         response = yield self.client.get_server_keys("b.test")
         self.assertEqual(response["server_name"], "b.test")
+
+
+class _SlowResource(Resource):
+    """Answers every request a few milliseconds later (``NOT_DONE_YET``)."""
+
+    isLeaf = True
+
+    def render_GET(self, request):
+        def answer():
+            request.write(b"ok")
+            request.finish()
+
+        reactor.callLater(0.003, answer)
+        return NOT_DONE_YET
+
+
+class PumpedRequestTests(unittest.TestCase):
+    """Several requests in flight through one in-memory agent all get their answers."""
+
+    @defer.inlineCallbacks
+    def test_request_started_by_a_response_handler_loses_no_other_response(self):
+        """Requests started from inside another one's response handler leave the concurrent ones deliverable."""
+        traversal = RequestTraversalAgent(_SlowResource())
+        answers = []
+
+        @defer.inlineCallbacks
+        def fetch(then_fetch_again):
+            response = yield pumped_request(traversal, reactor, b"GET", b"http://x.test/")
+            # Reading the body happens inside the flush that delivered it; a follow-up
+            # request started right here flushes (its pump starts at once).
+            body = yield treq.content(response)
+            answers.append(body)
+            if then_fetch_again:
+                yield fetch(False)
+
+        requests = defer.gatherResults([fetch(True) for _ in range(6)])
+        requests.addTimeout(5, reactor)
+        yield requests
+        self.assertEqual(answers, [b"ok"] * 12)

@@ -764,3 +764,58 @@ class LateJoinerHistoryTests(ThreeServerTestCase):
                 lambda s: bodies_of(timeline_events(s, room_id)) == ["live again"]
             )
         )
+
+
+class ConcurrentChangeTests(ThreeServerTestCase):
+    """Changes made at the same moment on several servers converge to one state."""
+
+    @defer.inlineCallbacks
+    def states_agree(self, room_id):
+        """The current state (event IDs) when all three servers' ``/state`` agree, else ``None``."""
+        states = []
+        for client in self.clients:
+            state = yield full_state(client, room_id)
+            states.append({key: e["event_id"] for key, e in state.items()})
+        return states[0] if states[0] == states[1] == states[2] else None
+
+    @defer.inlineCallbacks
+    def test_simultaneous_joins_through_one_resident(self):
+        """bob, carol and dave join through a.test at once; once alice speaks, every server lists all four members."""
+        room_id = yield self.alice.create_room(preset="public_chat")
+        yield defer.gatherResults(
+            [c.join(room_id, via=["a.test"]) for c in (self.bob, self.carol, self.dave)], consumeErrors=True
+        )
+        # Each joiner was told the state before its own join: a join made at the same moment
+        # reaches it with the next event that cites it.
+        yield self.alice.send_text(room_id, "welcome all")
+        everyone = {c.user_id for c in (self.alice, self.bob, self.carol, self.dave)}
+        for client in self.clients:
+            yield eventually(lambda c=client: joined_members(c, room_id).addCallback(lambda m: m == everyone))
+        yield eventually(lambda: self.states_agree(room_id))
+
+    @defer.inlineCallbacks
+    def test_simultaneous_topics_resolve_identically(self):
+        """alice, bob and carol (all allowed) set the topic at once: every server ends with the same topic event."""
+        room_id = yield self.room_with_everyone()
+        power = yield self.alice.get_state(room_id, "m.room.power_levels")
+        power["users"][self.bob.user_id] = 100
+        power["users"][self.carol.user_id] = 100
+        yield self.alice.set_state(room_id, "m.room.power_levels", power)
+        for client in self.clients:
+            yield eventually(
+                lambda c=client: c.get_state(room_id, "m.room.power_levels").addCallback(
+                    lambda p: self.carol.user_id in p["users"]
+                )
+            )
+        sent = yield defer.gatherResults(
+            [c.set_state(room_id, "m.room.topic", {"topic": f"by {c.user_id}"}) for c in self.clients]
+        )
+        state = yield eventually(lambda: self.states_agree(room_id))
+        self.assertIn(state[("m.room.topic", "")], sent)
+        yield self.bob.send_text(room_id, "after the race")
+        yield eventually(
+            lambda: self.carol.messages(room_id, limit=1).addCallback(
+                lambda p: bodies_of(p["chunk"]) == ["after the race"]
+            )
+        )
+        self.assertEqual((yield eventually(lambda: self.states_agree(room_id))), state)
