@@ -80,6 +80,7 @@ from mxref.modules.passwords import ProviderCredentialChecker
 from mxref.notifier import Notifier
 from mxref.ratelimit import RateLimiter
 from mxref.rooms.creator import EventCreator
+from mxref.federation.remote_directory import RemoteDirectory
 from mxref.federation.remote_profiles import RemoteProfiles
 from mxref.federation.remote_rooms import RemoteRooms
 from mxref.federation.sender.sender import FederationSender
@@ -261,7 +262,13 @@ class HomeServer:
             store.events, store.rooms, store.state, self.visibility, reactor, remote_history=self.remote_history
         )
         self.relations = RelationReader(store.events, store.rooms, self.room_reader, self.visibility, reactor)
-        self.directory = RoomDirectory(store.events, store.rooms, self.membership, self.server_name)
+        self.directory = RoomDirectory(
+            store.events,
+            store.rooms,
+            self.membership,
+            self.server_name,
+            remote_directory=RemoteDirectory(self.federation_client),
+        )
         self.profiles = ProfileService(
             store.accounts, store.rooms, store.events, self.event_creator, self.server_name,
             remote_profiles=RemoteProfiles(self.federation_client),

@@ -94,3 +94,34 @@ class RemoteProfileTests(unittest.TestCase):
         with self.assertRaises(ClientError) as caught:
             yield self.bob.request("GET", "/_matrix/client/v3/profile/@alice:a.test")
         self.assertEqual(caught.exception.code, 404)
+
+
+class RemoteDirectoryTests(unittest.TestCase):
+    """Clients list another server's room directory over federation."""
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.network, self.servers = yield make_federated_homeservers(
+            self, reactor, ["a.test", "b.test"], overrides={"allow_public_rooms_over_federation": True}
+        )
+        self.alice = InMemoryClient(self.servers["a.test"], reactor)
+        self.bob = InMemoryClient(self.servers["b.test"], reactor)
+        yield self.alice.register("alice")
+        yield self.bob.register("bob")
+
+    @defer.inlineCallbacks
+    def test_list_and_search_remote_directory(self):
+        """bob lists a.test's public rooms (GET and filtered POST); an unreachable server is 404."""
+        room_id = yield self.alice.create_room(visibility="public", name="Gardening", room_alias_name="garden")
+        yield self.alice.create_room(visibility="public", name="Cooking")
+        listed = yield self.bob.request("GET", "/_matrix/client/v3/publicRooms", query={"server": "a.test"})
+        self.assertEqual(len(listed["chunk"]), 2)
+        found = yield self.bob.request(
+            "POST", "/_matrix/client/v3/publicRooms", {"filter": {"generic_search_term": "garden"}},
+            query={"server": "a.test"},
+        )
+        self.assertEqual([r["room_id"] for r in found["chunk"]], [room_id])
+        self.network.cut("a.test", "b.test")
+        with self.assertRaises(ClientError) as caught:
+            yield self.bob.request("GET", "/_matrix/client/v3/publicRooms", query={"server": "a.test"})
+        self.assertEqual(caught.exception.code, 404)

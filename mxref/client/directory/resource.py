@@ -4,8 +4,8 @@ Spec (v1.19), Client-Server API: ``PUT``/``GET``/``DELETE /directory/room/{roomA
 (``GET`` needs no access token), ``GET /rooms/{roomId}/aliases``, ``GET``/``PUT
 /directory/list/room/{roomId}`` (``GET`` needs no access token), ``GET /publicRooms`` (no
 access token needed when the server allows it: Synapse's ``allow_public_rooms_without_auth``)
-and ``POST /publicRooms`` (authenticated). Only this server's directory is served: a
-``server`` naming another server gets 400 ``M_INVALID_PARAM``.
+and ``POST /publicRooms`` (authenticated). Another server's directory (``server=``) is asked
+for over federation.
 """
 
 from mxref.errors import MatrixError
@@ -92,12 +92,6 @@ class DirectoryResource:
         await self._directory.set_visibility(requester, room_id, visibility)
         return 200, {}
 
-    def _check_server(self, server):
-        if server is not None and server != self._server_name:
-            raise MatrixError(
-                400, "M_INVALID_PARAM", "Only this server's room directory can be listed"
-            )
-
     async def get_public_rooms(self, request):
         """``GET /publicRooms?limit=&since=&server=``."""
         if self._public_without_auth:
@@ -106,13 +100,15 @@ class DirectoryResource:
             await self._authenticator.authenticate(request)
         limit = parse_integer(request, "limit", minimum=0)
         since = parse_string(request, "since")
-        self._check_server(parse_string(request, "server"))
+        server = parse_string(request, "server")
+        if server is not None and server != self._server_name:
+            return 200, await self._directory.remote_public_rooms(server, limit=limit, since=since)
         return 200, await self._directory.public_rooms(limit=limit, since=since)
 
     async def post_public_rooms(self, request):
         """``POST /publicRooms?server=`` with ``{limit, since, filter}``."""
         await self._authenticator.authenticate(request)
-        self._check_server(parse_string(request, "server"))
+        server = parse_string(request, "server")
         body = parse_json_object(request)
         limit = body.get("limit")
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
@@ -145,6 +141,10 @@ class DirectoryResource:
             raise _bad("third_party_instance_id", "a string")
         if body.get("third_party_instance_id") is not None:
             return 200, {"chunk": [], "total_room_count_estimate": 0}
+        if server is not None and server != self._server_name:
+            return 200, await self._directory.remote_public_rooms(
+                server, limit=limit, since=since, search=search, room_types=room_types
+            )
         return 200, await self._directory.public_rooms(
             limit=limit, since=since, search=search, room_types=room_types
         )

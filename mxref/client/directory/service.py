@@ -21,10 +21,10 @@ Spec (v1.19), Client-Server API:
 
 from twisted.logger import Logger
 
-from mxref.errors import MatrixError
+from mxref.errors import InvalidIdentifier, MatrixError
 from mxref.events.authrules import get_power_level_value, get_user_power_level
 from mxref.rooms.state import with_event_id
-from mxref.types import RoomAlias
+from mxref.types import RoomAlias, ServerName
 
 POWER_LEVELS_KEY = ("m.room.power_levels", "")
 CREATE_KEY = ("m.room.create", "")
@@ -86,11 +86,15 @@ class RoomDirectory:
 
     log = Logger()
 
-    def __init__(self, events, rooms, membership, server_name):
+    def __init__(self, events, rooms, membership, server_name, remote_directory=None):
+        """:param remote_directory: lists other servers' directories: an object with
+        ``public_rooms(server, limit, since, search, room_types)`` returning a Deferred
+        (:class:`mxref.federation.remote_directory.RemoteDirectory`), or ``None``."""
         self._events = events
         self._rooms = rooms
         self._membership = membership
         self._server_name = server_name
+        self._remote_directory = remote_directory
 
     def _parse_alias(self, alias, must_be_local):
         parsed = RoomAlias.parse(alias)
@@ -212,6 +216,22 @@ class RoomDirectory:
                 403, "M_FORBIDDEN", "You may not change this room's directory visibility"
             )
         await self._rooms.set_room_is_public(room_id, visibility == "public")
+
+    async def remote_public_rooms(self, server, limit=None, since=None, search=None, room_types=None):
+        """A page of another server's published room directory (the Client-Server API's
+        ``server`` parameter), through the injected remote directory.
+
+        :returns: (coroutine) ``{chunk, next_batch?, prev_batch?, total_room_count_estimate}``.
+        :raises MatrixError: 400 for an invalid server name or when this server cannot ask
+            others; otherwise what the remote directory raises.
+        """
+        try:
+            ServerName.parse(server)
+        except InvalidIdentifier:
+            raise MatrixError(400, "M_INVALID_PARAM", f"{server!r} is not a server name") from None
+        if self._remote_directory is None:
+            raise MatrixError(400, "M_INVALID_PARAM", "Only this server's room directory can be listed")
+        return await self._remote_directory.public_rooms(server, limit, since, search, room_types)
 
     async def public_rooms(self, limit=None, since=None, search=None, room_types=None):
         """A page of the local published room directory.
