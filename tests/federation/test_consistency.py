@@ -450,3 +450,36 @@ class NewcomerHistoryTests(unittest.TestCase):
         self.assertEqual(bodies((yield all_messages(bob, room_id))), expected)
         again = len([r for r in network.requests if r[0] == "b.test" and "/backfill/" in r[3]])
         self.assertEqual(again, after)
+
+
+class ReturnAnnouncementTests(ThreeServerSetup, unittest.TestCase):
+    """A restarted server tells the others it is back."""
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def test_restarted_server_gets_its_backlog_before_the_retry_timer(self):
+        """c.test (which had sent to a and b before) misses messages while down; on restart it
+        gets them within a second or two, long before a.test's back-off would have retried."""
+        yield self.make_room()
+        yield self.clients["c.test"].send_text(self.room_id, "c before the outage")
+        yield self.settle()
+        old_c = self.servers["c.test"]
+        yield stop_server(self, self.network, old_c)
+        missed = []
+        for i in range(3):
+            missed.append((yield self.clients["a.test"].send_text(self.room_id, f"missed {i}")))
+        yield self.servers["a.test"].federation_sender.idle()
+        queue = self.servers["a.test"].federation_sender.queue("c.test")
+        self.assertGreater(queue.retry_interval_ms, 2000)
+        yield self.restart("c.test")
+        restarted_at = reactor.seconds()
+
+        @defer.inlineCallbacks
+        def has_missed():
+            # Read c.test's store: no client of c.test does anything that would reach a.test.
+            held = yield self.servers["c.test"].store.events.have_events(missed)
+            return set(missed) <= set(held)
+
+        yield eventually(has_missed, timeout=10, interval=0.05)
+        self.assertLess(reactor.seconds() - restarted_at, 2.0)
