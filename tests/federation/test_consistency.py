@@ -483,3 +483,35 @@ class ReturnAnnouncementTests(ThreeServerSetup, unittest.TestCase):
 
         yield eventually(has_missed, timeout=10, interval=0.05)
         self.assertLess(reactor.seconds() - restarted_at, 2.0)
+
+
+class HostileBackfillTests(unittest.TestCase):
+    """A server answering /backfill with garbage cannot break or slow paging."""
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def test_garbage_backfill_answer(self):
+        """a.test answers garbage once bob's server has joined: bob's /messages still answers
+        with what b.test holds, and the unfillable gap is not asked about on the next page."""
+        network, servers = yield make_federated_homeservers(self, reactor, ["a.test", "b.test"])
+        alice = InMemoryClient(servers["a.test"], reactor)
+        bob = InMemoryClient(servers["b.test"], reactor)
+        yield alice.register("alice")
+        yield bob.register("bob")
+        room_id = yield alice.create_room(preset="public_chat")
+        for i in range(5):
+            yield alice.send_text(room_id, f"early {i}")
+        yield bob.join(room_id, via=["a.test"])
+        network.remove_server("a.test")
+        network.add_server("a.test", {"federation": {"/_matrix": _HangingServer(garbage=True)}})
+
+        def backfills():
+            return len([r for r in network.requests if r[0] == "b.test" and "/backfill/" in r[3]])
+
+        page = yield bob.messages(room_id, limit=50)
+        self.assertEqual(bodies(page["chunk"]), [])
+        self.assertEqual(backfills(), 1)
+        page = yield bob.messages(room_id, limit=50)
+        self.assertEqual(backfills(), 1)
+        self.assertTrue(any(e["type"] == "m.room.member" for e in page["chunk"]))
