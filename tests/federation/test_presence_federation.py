@@ -37,7 +37,17 @@ class PresenceFederationTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_presence_crosses_to_the_other_server(self):
-        """alice's PUT status reaches bob's /sync and GET on b.test; carol sees nothing."""
+        """alice's PUT status reaches bob's /sync and GET on b.test (as a schema-valid m.presence
+        EDU); carol sees nothing."""
+        sent = []
+        queue = self.servers["a.test"].federation_sender.queue("b.test")
+        original = queue.send_edu
+
+        def record(edu_type, content, *args, **kwargs):
+            sent.append({"edu_type": edu_type, "content": content})
+            return original(edu_type, content, *args, **kwargs)
+
+        queue.send_edu = record
         yield self.alice.request(
             "PUT", STATUS.format("@alice:a.test"), {"presence": "online", "status_msg": "from a"}
         )
@@ -52,6 +62,9 @@ class PresenceFederationTests(unittest.TestCase):
         self.assertIn("last_active_ago", content)
         got = yield self.bob.request("GET", STATUS.format("@alice:a.test"))
         self.assertEqual((got["presence"], got["status_msg"]), ("online", "from a"))
+        [edu] = [e for e in sent if e["edu_type"] == "m.presence"]
+        validate_schema("api/server-server/definitions/event-schemas/m.presence.yaml", edu)
+        self.assertEqual([item["user_id"] for item in edu["content"]["push"]], ["@alice:a.test"])
         carol_sync = yield self.carol.sync()
         self.assertNotIn("@alice:a.test", presence_in(carol_sync))
 
