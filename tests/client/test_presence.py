@@ -13,7 +13,6 @@ from mxref.client.presence.tracker import (
     SYNC_GAP_SECONDS,
     PresenceTracker,
 )
-from mxref.client.sync.service import SyncService
 from mxref.client.tokens import StreamToken
 from mxref.client.visibility import EventVisibility
 from tests.client.support import deferred_test
