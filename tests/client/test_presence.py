@@ -1,5 +1,6 @@
 """Presence over HTTP: ``PUT``/``GET /presence/{userId}/status`` and ``/sync``'s ``presence``."""
 
+import json
 from urllib.parse import quote
 
 from twisted.internet import defer
@@ -230,3 +231,13 @@ class PresenceSyncTests(PresenceFixture, unittest.TestCase):
         self.assertEqual(StreamToken.parse(old).presence, 0)
         body = await self.sync(self.alice, since=old)
         self.assertIn(self.alice.user_id, self.presence_of(body))
+
+    @deferred_test
+    async def test_presence_filter(self):
+        """A filter whose presence part excludes m.presence (or one sender) leaves those events out."""
+        await self.shared_room()
+        await self.put_status(self.bob, {"presence": "online"})
+        excluded = await self.sync(self.alice, filter=json.dumps({"presence": {"not_types": ["m.presence"]}}))
+        self.assertEqual(self.presence_of(excluded), {})
+        only_bob = await self.sync(self.alice, filter=json.dumps({"presence": {"senders": [self.bob.user_id]}}))
+        self.assertEqual(set(self.presence_of(only_bob)), {self.bob.user_id})
