@@ -419,7 +419,7 @@ class HomeServer:
             },
             "keys": {"/_matrix/key": self.federation_resource},
         }
-        self.services = [self.federation_sender, self.presence_tracker]
+        self.services = [self.federation_sender, self.presence_tracker, self.typing]
 
         # Third-party modules (mxref.modules), in configuration order; a bad one stops start-up
         # with a ConfigError. Their resources go on the client listener.

@@ -1,5 +1,7 @@
 """Receipts, read markers and typing notifications over HTTP."""
 
+from twisted.trial import unittest
+
 from mxref.client.receipts.resource import ReceiptResource
 from mxref.client.receipts.service import ReadReceipts, TypingRequests
 from mxref.client.receipts.typing import MAX_TYPING_TIMEOUT_MS, TypingTracker
@@ -272,3 +274,22 @@ class TypingTrackerTests(ReceiptsTestCase):
         self.harness.clock.advance(MAX_TYPING_TIMEOUT_MS / 1000 + 1)
         self.assertEqual(self.typing.typing_in("!r:test.example"), [])
         self.assertFalse(self.typing.changed_since("!r:test.example", self.typing.position))
+
+
+class TypingTrackerServiceTests(unittest.TestCase):
+    """Stopping the typing tracker leaves no timers behind."""
+
+    def test_stop_cancels_timeouts(self):
+        """A user still typing when the server stops leaves no pending call on the clock."""
+        from twisted.internet.task import Clock
+
+        from mxref.client.receipts.typing import TypingTracker
+        from mxref.notifier import Notifier
+
+        clock = Clock()
+        tracker = TypingTracker(clock, Notifier(clock))
+        tracker.startService()
+        tracker.set_typing("!r:x", "@a:x", True, 30000)
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        tracker.stopService()
+        self.assertEqual(clock.getDelayedCalls(), [])

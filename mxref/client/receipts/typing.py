@@ -14,6 +14,8 @@ reads the current typers with :meth:`TypingTracker.typing_in` (or the whole even
 :meth:`TypingTracker.changed_since`.
 """
 
+from twisted.application.service import Service
+
 from mxref.errors import MatrixError
 
 #: The notifier stream typing changes are announced on.
@@ -26,8 +28,11 @@ DEFAULT_TYPING_TIMEOUT_MS = 30_000
 MAX_TYPING_TIMEOUT_MS = 120_000
 
 
-class TypingTracker:
+class TypingTracker(Service):
     """Typing users per room, forgotten when their timeout passes.
+
+    A service: stopping it cancels the pending timeouts (typing state lives only while the
+    process runs).
 
     :param clock: an ``IReactorTime`` for the timeouts.
     :param notifier: a :class:`~mxref.notifier.Notifier`.
@@ -40,6 +45,14 @@ class TypingTracker:
         self._typing = {}
         self._position = 0
         self._room_positions = {}
+
+    def stopService(self):
+        """Cancel every pending typing timeout."""
+        Service.stopService(self)
+        for timer in self._timers.values():
+            if timer.active():
+                timer.cancel()
+        self._timers.clear()
 
     @property
     def position(self) -> int:
