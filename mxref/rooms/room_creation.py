@@ -165,7 +165,7 @@ class RoomCreator:
         if name is not None:
             yield send(room_id, user_id, "m.room.name", {"name": name}, state_key="")
         if topic is not None:
-            topic_content = {"topic": topic, "m.topic": [{"body": topic, "mimetype": "text/plain"}]}
+            topic_content = {"topic": topic, "m.topic": {"m.text": [{"body": topic, "mimetype": "text/plain"}]}}
             yield send(room_id, user_id, "m.room.topic", topic_content, state_key="")
 
         for invitee in invitees:

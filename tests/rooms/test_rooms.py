@@ -25,7 +25,12 @@ class RoomCreationTests(RoomServicesMixin, unittest.TestCase):
         self.assertEqual((yield self.store.rooms.get_room_version(room_id)), "12")
         self.assertEqual((yield self.current_state_content(room_id, "m.room.join_rules")), {"join_rule": "invite"})
         self.assertEqual((yield self.current_state_content(room_id, "m.room.name")), {"name": "Lunch"})
-        self.assertEqual((yield self.current_state_content(room_id, "m.room.topic"))["topic"], "Where?")
+        topic = yield self.current_state_content(room_id, "m.room.topic")
+        self.assertEqual(topic["topic"], "Where?")
+        self.assertEqual(topic["m.topic"], {"m.text": [{"body": "Where?", "mimetype": "text/plain"}]})
+        from tests.schema import validate_schema
+
+        validate_schema("event-schemas/schema/m.room.topic.yaml", topic, "/properties/content")
         power = yield self.current_state_content(room_id, "m.room.power_levels")
         self.assertNotIn(alice, power["users"])  # v12: creators are not listed
         self.assertEqual(power["events"]["m.room.tombstone"], 150)
