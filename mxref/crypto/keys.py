@@ -65,7 +65,7 @@ def write_new_signing_key(path: str, version: str | None = None):
     """Generate a new ed25519 key and write it to ``path`` (readable by the owner only).
 
     :param path: the key file to create; it must not exist.
-    :param version: the key version; a random ``a_XXXX`` when ``None``.
+    :param version: the key version; ``a_`` and four random characters when ``None``.
     :returns: the new signing key.
     """
     key = generate_signing_key(version or new_key_version())

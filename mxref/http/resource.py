@@ -57,7 +57,7 @@ def encode_json(body) -> bytes:
 
     Non-ASCII characters are written as themselves; a string holding an
     unpaired UTF-16 surrogate, which UTF-8 cannot carry, makes the whole body
-    fall back to ``\\uXXXX`` escapes instead of failing.
+    fall back to ``\\u`` escapes (four hex digits) instead of failing.
     """
     text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     try:
